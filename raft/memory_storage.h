@@ -29,6 +29,12 @@ class MemoryStorage final : public Storage {
   absl::StatusOr<raftpb::Snapshot> Snapshot() const override;
 
   void SetHardState(const HardState& hs) { hard_state_ = hs; }
+
+  // Sets the membership of a brand-new node (no log, no snapshot yet), so
+  // InitialState() reports it. Used to bootstrap a cluster.
+  void BootstrapConfState(const ConfState& cs) {
+    *snapshot_.mutable_metadata()->mutable_conf_state() = cs;
+  }
   const HardState& hard_state() const { return hard_state_; }
 
   // Replaces the whole contents with the snapshot.
