@@ -30,13 +30,12 @@ struct Voidify {
 }  // namespace arbiter::raft::internal
 
 // RAFT_CHECK(cond) << "context"; aborts when cond is false.
-#define RAFT_CHECK(cond)                              \
-  (cond) ? (void)0                                    \
-         : ::arbiter::raft::internal::Voidify() &     \
+#define RAFT_CHECK(cond)                          \
+  (cond) ? (void)0                                \
+         : ::arbiter::raft::internal::Voidify() & \
                ::arbiter::raft::internal::FatalMessage(__FILE__, __LINE__, #cond).stream()
 
 // RAFT_FATAL() << "why"; always aborts.
-#define RAFT_FATAL() \
-  ::arbiter::raft::internal::FatalMessage(__FILE__, __LINE__, "fatal").stream()
+#define RAFT_FATAL() ::arbiter::raft::internal::FatalMessage(__FILE__, __LINE__, "fatal").stream()
 
 #endif  // ARBITER_RAFT_CHECK_H_

@@ -1,8 +1,7 @@
 #include "raft/errors.h"
 
-#include "absl/strings/string_view.h"
-
 #include "absl/strings/cord.h"
+#include "absl/strings/string_view.h"
 
 namespace arbiter::raft {
 namespace {

@@ -1,7 +1,6 @@
 #include "raft/logger.h"
 
 #include <cstdio>
-#include <mutex>
 
 namespace arbiter::raft {
 namespace {

@@ -31,7 +31,10 @@ class MemoryStorage final : public Storage {
   void SetHardState(const HardState& hs) { hard_state_ = hs; }
 
   // Sets the membership of a brand-new node (no log, no snapshot yet), so
-  // InitialState() reports it. Used to bootstrap a cluster.
+  // InitialState() reports it. Only for clusters whose membership never
+  // changes: a node added later would replay the log from index 1 without
+  // this membership. To allow changes, bootstrap with ApplySnapshot of a
+  // snapshot at index 1 carrying the ConfState instead.
   void BootstrapConfState(const ConfState& cs) {
     *snapshot_.mutable_metadata()->mutable_conf_state() = cs;
   }

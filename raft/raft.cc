@@ -22,33 +22,39 @@ constexpr char kCampaignTransfer[] = "CampaignTransfer";
 
 }  // namespace
 
-#define RLOG(level, ...)                                                            \
-  do {                                                                              \
-    if (logger_->Enabled(LogLevel::level)) {                                        \
-      logger_->Log(LogLevel::level, absl::StrCat(absl::Hex(id_), " ",               \
-                                                 absl::StrFormat(__VA_ARGS__)));    \
-    }                                                                               \
+#define RLOG(level, ...)                                                             \
+  do {                                                                               \
+    if (logger_->Enabled(LogLevel::level)) {                                         \
+      logger_->Log(LogLevel::level,                                                  \
+                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
+    }                                                                                \
   } while (0)
 
 const char* StateTypeName(StateType s) {
   switch (s) {
-    case StateType::kFollower: return "StateFollower";
-    case StateType::kCandidate: return "StateCandidate";
-    case StateType::kLeader: return "StateLeader";
-    case StateType::kPreCandidate: return "StatePreCandidate";
+    case StateType::kFollower:
+      return "StateFollower";
+    case StateType::kCandidate:
+      return "StateCandidate";
+    case StateType::kLeader:
+      return "StateLeader";
+    case StateType::kPreCandidate:
+      return "StatePreCandidate";
   }
   return "StateUnknown";
 }
 
 absl::Status Config::Validate() const {
   if (id == kNone) return absl::InvalidArgumentError("cannot use none as id");
-  if (heartbeat_tick <= 0) return absl::InvalidArgumentError("heartbeat tick must be greater than 0");
+  if (heartbeat_tick <= 0)
+    return absl::InvalidArgumentError("heartbeat tick must be greater than 0");
   if (election_tick <= heartbeat_tick) {
     return absl::InvalidArgumentError("election tick must be greater than heartbeat tick");
   }
   if (storage == nullptr) return absl::InvalidArgumentError("storage cannot be nil");
   if (rand == nullptr) return absl::InvalidArgumentError("rand cannot be nil");
-  if (max_inflight_msgs == 0) return absl::InvalidArgumentError("max inflight messages must be greater than 0");
+  if (max_inflight_msgs == 0)
+    return absl::InvalidArgumentError("max inflight messages must be greater than 0");
   if (max_inflight_bytes != 0 && max_inflight_bytes < max_size_per_msg) {
     return absl::InvalidArgumentError("max inflight bytes must be >= max message size");
   }
@@ -180,13 +186,12 @@ void Raft::TickHeartbeat() {
   }
 }
 
-bool Raft::PastElectionTimeout() const {
-  return election_elapsed_ >= randomized_election_timeout_;
-}
+bool Raft::PastElectionTimeout() const { return election_elapsed_ >= randomized_election_timeout_; }
 
 void Raft::ResetRandomizedElectionTimeout() {
   randomized_election_timeout_ =
-      election_timeout_ + static_cast<int>(rand_->Uniform(static_cast<uint64_t>(election_timeout_)));
+      election_timeout_ +
+      static_cast<int>(rand_->Uniform(static_cast<uint64_t>(election_timeout_)));
 }
 
 bool Raft::Promotable() const {
@@ -228,8 +233,8 @@ void Raft::BecomeFollower(uint64_t term, uint64_t lead) {
 }
 
 void Raft::BecomePreCandidate() {
-  RAFT_CHECK(state_ != StateType::kLeader) << "invalid transition [leader -> pre-candidate]; "
-                                           << DescribeState();
+  RAFT_CHECK(state_ != StateType::kLeader)
+      << "invalid transition [leader -> pre-candidate]; " << DescribeState();
   // A pre-candidate changes neither its term nor its vote: nothing it does
   // needs persisting, and losing the pre-vote leaves no trace.
   trk_.ResetVotes();
@@ -239,8 +244,8 @@ void Raft::BecomePreCandidate() {
 }
 
 void Raft::BecomeCandidate() {
-  RAFT_CHECK(state_ != StateType::kLeader) << "invalid transition [leader -> candidate]; "
-                                           << DescribeState();
+  RAFT_CHECK(state_ != StateType::kLeader)
+      << "invalid transition [leader -> candidate]; " << DescribeState();
   Reset(term_ + 1);
   vote_ = id_;
   state_ = StateType::kCandidate;
@@ -248,8 +253,8 @@ void Raft::BecomeCandidate() {
 }
 
 void Raft::BecomeLeader() {
-  RAFT_CHECK(state_ != StateType::kFollower) << "invalid transition [follower -> leader]; "
-                                             << DescribeState();
+  RAFT_CHECK(state_ != StateType::kFollower)
+      << "invalid transition [follower -> leader]; " << DescribeState();
   Reset(term_);
   lead_ = id_;
   state_ = StateType::kLeader;
@@ -280,8 +285,10 @@ void Raft::Hup(CampaignType t) {
   // A conf change committed but not applied may change who votes: wait for
   // it, or the election could use a stale configuration.
   if (HasUnappliedConfChanges()) {
-    RLOG(kWarning, "cannot campaign at term %d since there are still pending configuration "
-                   "changes to apply", term_);
+    RLOG(kWarning,
+         "cannot campaign at term %d since there are still pending configuration "
+         "changes to apply",
+         term_);
     return;
   }
   RLOG(kInfo, "is starting a new election at term %d", term_);
@@ -362,7 +369,8 @@ void Raft::HandleVoteRequest(const Message& m) {
   if (can_vote && up_to_date) {
     // Learners vote too: a learner may have been promoted by a conf change it
     // has not seen yet, and the candidate may need its vote.
-    RLOG(kInfo, "[logterm: %d, index: %d, vote: %x] cast %s for %x [logterm: %d, index: %d] at term %d",
+    RLOG(kInfo,
+         "[logterm: %d, index: %d, vote: %x] cast %s for %x [logterm: %d, index: %d] at term %d",
          log_.LastTerm(), log_.LastIndex(), vote_, MessageTypeName(m.type()), m.from(),
          m.log_term(), m.index(), term_);
     // Answer with the request's term, not ours: a pre-vote's term is in our
@@ -374,7 +382,9 @@ void Raft::HandleVoteRequest(const Message& m) {
       vote_ = m.from();
     }
   } else {
-    RLOG(kInfo, "[logterm: %d, index: %d, vote: %x] rejected %s from %x [logterm: %d, index: %d] at term %d",
+    RLOG(kInfo,
+         "[logterm: %d, index: %d, vote: %x] rejected %s from %x [logterm: %d, index: %d] at term "
+         "%d",
          log_.LastTerm(), log_.LastIndex(), vote_, MessageTypeName(m.type()), m.from(),
          m.log_term(), m.index(), term_);
     resp.set_term(term_);
@@ -416,8 +426,9 @@ absl::Status Raft::Step(Message m) {
         // Thesis §4.2.3: a server that hears from a current leader within the
         // minimum election timeout neither updates its term nor votes, so a
         // removed or partitioned server cannot disrupt the cluster.
-        RLOG(kInfo, "[logterm: %d, index: %d, vote: %x] ignored %s from %x [logterm: %d, index: %d] "
-                    "at term %d: lease is not expired (remaining ticks: %d)",
+        RLOG(kInfo,
+             "[logterm: %d, index: %d, vote: %x] ignored %s from %x [logterm: %d, index: %d] "
+             "at term %d: lease is not expired (remaining ticks: %d)",
              log_.LastTerm(), log_.LastIndex(), vote_, MessageTypeName(type), m.from(),
              m.log_term(), m.index(), term_, election_timeout_ - election_elapsed_);
         return absl::OkStatus();
@@ -451,7 +462,9 @@ absl::Status Raft::Step(Message m) {
     } else if (type == raftpb::MSG_PRE_VOTE) {
       // Reject, so a pre-candidate with an older term learns ours; dropping
       // it could deadlock a cluster being upgraded to PreVote.
-      RLOG(kInfo, "[logterm: %d, index: %d, vote: %x] rejected %s from %x [logterm: %d, index: %d] at term %d",
+      RLOG(kInfo,
+           "[logterm: %d, index: %d, vote: %x] rejected %s from %x [logterm: %d, index: %d] at "
+           "term %d",
            log_.LastTerm(), log_.LastIndex(), vote_, MessageTypeName(type), m.from(), m.log_term(),
            m.index(), term_);
       Message resp;
@@ -538,8 +551,7 @@ ConfState Raft::ApplyConfChange(const ConfChangeV2& cc) {
   }
   // The change was validated when proposed and committed by a quorum; every
   // node must apply it identically, so an error here is a bug.
-  RAFT_CHECK(result.ok()) << "applying conf change: " << result.status() << "; "
-                          << DescribeState();
+  RAFT_CHECK(result.ok()) << "applying conf change: " << result.status() << "; " << DescribeState();
   return SwitchToConfig(std::move(result->first), std::move(result->second));
 }
 

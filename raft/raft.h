@@ -19,8 +19,8 @@
 
 #include "absl/status/status.h"
 #include "raft/logger.h"
-#include "raft/rand.h"
 #include "raft/raft_log.h"
+#include "raft/rand.h"
 #include "raft/read_only.h"
 #include "raft/storage.h"
 #include "raft/tracker.h"

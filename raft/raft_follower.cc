@@ -9,12 +9,12 @@
 
 namespace arbiter::raft {
 
-#define RLOG(level, ...)                                                            \
-  do {                                                                              \
-    if (logger_->Enabled(LogLevel::level)) {                                        \
-      logger_->Log(LogLevel::level, absl::StrCat(absl::Hex(id_), " ",               \
-                                                 absl::StrFormat(__VA_ARGS__)));    \
-    }                                                                               \
+#define RLOG(level, ...)                                                             \
+  do {                                                                               \
+    if (logger_->Enabled(LogLevel::level)) {                                         \
+      logger_->Log(LogLevel::level,                                                  \
+                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
+    }                                                                                \
   } while (0)
 
 absl::Status Raft::StepCandidate(Message& m) {
@@ -44,8 +44,8 @@ absl::Status Raft::StepCandidate(Message& m) {
       HandleSnapshot(m);
       break;
     case raftpb::MSG_TIMEOUT_NOW:
-      RLOG(kDebug, "[term %d state %s] ignored MsgTimeoutNow from %x", term_,
-           StateTypeName(state_), m.from());
+      RLOG(kDebug, "[term %d state %s] ignored MsgTimeoutNow from %x", term_, StateTypeName(state_),
+           m.from());
       break;
     default:
       if (m.type() != my_vote_resp) break;
@@ -72,6 +72,17 @@ absl::Status Raft::StepCandidate(Message& m) {
 }
 
 absl::Status Raft::StepFollower(Message& m) {
+  // Raft §5.2 Election Safety: at most one leader per term. A leader's message
+  // at our term from a node other than the leader we follow is forged or from
+  // a buggy peer: report it and never apply it (its entries could carry the
+  // same index and term as the real leader's and be applied as if they were).
+  const MessageType t = m.type();
+  if ((t == raftpb::MSG_APP || t == raftpb::MSG_HEARTBEAT || t == raftpb::MSG_SNAP) &&
+      lead_ != kNone && m.from() != lead_) {
+    RLOG(kError, "ignored %s from %x, which claims leadership of term %d led by %x",
+         MessageTypeName(t), m.from(), term_, lead_);
+    return absl::InvalidArgumentError("raft: a second leader claims this term");
+  }
   switch (m.type()) {
     case raftpb::MSG_PROP:
       if (lead_ == kNone) {
@@ -113,7 +124,8 @@ absl::Status Raft::StepFollower(Message& m) {
     case raftpb::MSG_TIMEOUT_NOW:
       // The leader chose us as its successor: campaign at once, and let the
       // voters ignore their leader lease (the leader asked for this).
-      RLOG(kInfo, "[term %d] received MsgTimeoutNow from %x and starts an election to get leadership",
+      RLOG(kInfo,
+           "[term %d] received MsgTimeoutNow from %x and starts an election to get leadership",
            term_, m.from());
       Hup(CampaignType::kTransfer);
       break;
@@ -213,13 +225,23 @@ void Raft::HandleSnapshot(const Message& m) {
     return;
   }
   const SnapshotMetadata& md = m.snapshot().metadata();
+  if (md.term() > m.term()) {
+    // A leader's snapshot holds no entry newer than its own term. Restoring
+    // one would leave our log ending in a term no leader has reached, so we
+    // could never accept the real leader's entries again.
+    RLOG(kWarning, "ignored MsgSnap from %x with snapshot term %d above message term %d", m.from(),
+         md.term(), m.term());
+    resp.set_index(log_.committed());
+    Send(std::move(resp));
+    return;
+  }
   if (Restore(m.snapshot())) {
     RLOG(kInfo, "[commit: %d] restored snapshot [index: %d, term: %d]", log_.committed(),
          md.index(), md.term());
     resp.set_index(log_.LastIndex());
   } else {
-    RLOG(kInfo, "[commit: %d] ignored snapshot [index: %d, term: %d]", log_.committed(),
-         md.index(), md.term());
+    RLOG(kInfo, "[commit: %d] ignored snapshot [index: %d, term: %d]", log_.committed(), md.index(),
+         md.term());
     resp.set_index(log_.committed());
   }
   Send(std::move(resp));
@@ -252,8 +274,9 @@ bool Raft::Restore(const Snapshot& s) {
   // If our log already has the snapshot's last entry, our log matches up to
   // there: just move the commit index, keeping later entries.
   if (log_.MatchTerm(md.index(), md.term())) {
-    RLOG(kInfo, "[commit: %d, lastindex: %d, lastterm: %d] fast-forwarded commit to snapshot "
-                "[index: %d, term: %d]",
+    RLOG(kInfo,
+         "[commit: %d, lastindex: %d, lastterm: %d] fast-forwarded commit to snapshot "
+         "[index: %d, term: %d]",
          log_.committed(), log_.LastIndex(), log_.LastTerm(), md.index(), md.term());
     log_.CommitTo(md.index());
     return false;

@@ -10,12 +10,12 @@
 
 namespace arbiter::raft {
 
-#define RLOG(level, ...)                                                            \
-  do {                                                                              \
-    if (logger_->Enabled(LogLevel::level)) {                                        \
-      logger_->Log(LogLevel::level, absl::StrCat(absl::Hex(id_), " ",               \
-                                                 absl::StrFormat(__VA_ARGS__)));    \
-    }                                                                               \
+#define RLOG(level, ...)                                                             \
+  do {                                                                               \
+    if (logger_->Enabled(LogLevel::level)) {                                         \
+      logger_->Log(LogLevel::level,                                                  \
+                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
+    }                                                                                \
   } while (0)
 
 absl::Status Raft::StepLeader(Message& m) {
@@ -40,6 +40,14 @@ absl::Status Raft::StepLeader(Message& m) {
     case raftpb::MSG_READ_INDEX:
       HandleReadIndex(m);
       return absl::OkStatus();
+    case raftpb::MSG_APP:
+    case raftpb::MSG_HEARTBEAT:
+    case raftpb::MSG_SNAP:
+      // Raft §5.2 Election Safety: we are the one leader of this term.
+      // Another node claiming it is forged or buggy: report, never apply.
+      RLOG(kError, "ignored %s from %x, which claims leadership of our term %d",
+           MessageTypeName(m.type()), m.from(), term_);
+      return absl::InvalidArgumentError("raft: a second leader claims this term");
     default:
       break;
   }
@@ -149,7 +157,8 @@ bool Raft::IncreaseUncommittedSize(const std::vector<Entry>& ents) {
   // An empty payload (the leader's first entry) is always allowed, and so is
   // any proposal while nothing is uncommitted, so a single large entry
   // cannot wedge the leader.
-  if (uncommitted_size_ > 0 && s > 0 && uncommitted_size_ + s > config_.max_uncommitted_entries_size) {
+  if (uncommitted_size_ > 0 && s > 0 &&
+      uncommitted_size_ + s > config_.max_uncommitted_entries_size) {
     return false;
   }
   uncommitted_size_ += s;
@@ -163,8 +172,9 @@ bool Raft::AppendEntries(std::vector<Entry> ents) {
     ents[i].set_index(li + 1 + i);
   }
   if (!IncreaseUncommittedSize(ents)) {
-    RLOG(kWarning, "appending new entries to log would exceed uncommitted entry size limit; "
-                   "dropping proposal");
+    RLOG(kWarning,
+         "appending new entries to log would exceed uncommitted entry size limit; "
+         "dropping proposal");
     return false;
   }
   li = log_.Append(ents);
@@ -247,6 +257,19 @@ bool Raft::MaybeSendSnapshot(uint64_t to, Progress& pr) {
   }
   RAFT_CHECK(!IsEmptySnapshot(*snap)) << "need non-empty snapshot; " << DescribeState();
   const uint64_t sindex = snap->metadata().index();
+  // A snapshot taken before `to` joined does not list it, and the follower
+  // would (rightly) refuse it: wait for the application's next snapshot
+  // (ready.h asks for one after applying a change that adds a node) instead
+  // of sending this one over and over.
+  const ConfState& cs = snap->metadata().conf_state();
+  bool includes = false;
+  for (const auto* set : {&cs.voters(), &cs.learners(), &cs.voters_outgoing()}) {
+    for (uint64_t id : *set) includes = includes || id == to;
+  }
+  if (!includes) {
+    RLOG(kDebug, "snapshot at index %d does not include %x; waiting for a newer one", sindex, to);
+    return false;
+  }
   RLOG(kDebug, "[firstindex: %d, commit: %d] sent snapshot[index: %d, term: %d] to %x [%s]",
        log_.FirstIndex(), log_.committed(), sindex, snap->metadata().term(), to, pr.Describe());
   pr.BecomeSnapshot(sindex);
@@ -322,7 +345,8 @@ void Raft::HandleAppendResponse(const Message& m, Progress& pr) {
       // The follower caught up past our first index (through the snapshot
       // or otherwise): plain replication works again.
       if (pr.match + 1 >= log_.FirstIndex()) {
-        RLOG(kDebug, "recovered from needing snapshot, resumed sending replication messages to %x [%s]",
+        RLOG(kDebug,
+             "recovered from needing snapshot, resumed sending replication messages to %x [%s]",
              m.from(), pr.Describe());
         pr.BecomeProbe();
         pr.BecomeReplicate();
@@ -373,7 +397,8 @@ void Raft::HandleTransferLeader(const Message& m, Progress& pr) {
   const uint64_t transferee = m.from();
   if (lead_transferee_ != kNone) {
     if (lead_transferee_ == transferee) {
-      RLOG(kInfo, "[term %d] transfer leadership to %x is in progress, ignores request to same node",
+      RLOG(kInfo,
+           "[term %d] transfer leadership to %x is in progress, ignores request to same node",
            term_, transferee);
       return;
     }

@@ -35,12 +35,15 @@ class RaftLog {
   // or below committed aborts: that would lose committed data), advance the
   // commit to min(committed, index + ents.size()), and return the index of
   // the last new entry. Otherwise return nullopt (reject).
+  // ents is taken by value so that a caller passing std::move(ents) saves
+  // a copy of every entry.
   std::optional<uint64_t> MaybeAppend(uint64_t index, uint64_t log_term, uint64_t committed,
-                                      const std::vector<Entry>& ents);
+                                      std::vector<Entry> ents);
 
   // Appends ents to the unstable tail and returns the new last index.
+  // ents is taken by value: pass std::move(ents) to avoid copying entries.
   // REQUIRES: ents[0].index() > committed (never rewrite committed entries).
-  uint64_t Append(const std::vector<Entry>& ents);
+  uint64_t Append(std::vector<Entry> ents);
 
   // The index of the first entry of ents that is not in the log, or whose
   // term differs from ours; 0 if all of ents are already present.

@@ -172,10 +172,10 @@ NodeStatus RawNode::Status() const {
 }
 
 std::string NodeStatus::Describe() const {
-  std::string s = absl::StrCat("id=", id, " term=", hard_state.term(), " vote=", hard_state.vote(),
-                               " commit=", hard_state.commit(), " applied=", applied,
-                               " lead=", soft_state.lead, " ",
-                               StateTypeName(soft_state.raft_state), " ", config.Describe());
+  std::string s =
+      absl::StrCat("id=", id, " term=", hard_state.term(), " vote=", hard_state.vote(),
+                   " commit=", hard_state.commit(), " applied=", applied, " lead=", soft_state.lead,
+                   " ", StateTypeName(soft_state.raft_state), " ", config.Describe());
   for (const auto& [pid, pr] : progress) absl::StrAppend(&s, " ", pid, ":", pr.Describe());
   return s;
 }

@@ -12,8 +12,11 @@
 //   3. APPLY    the snapshot (if not empty) to the state machine, then
 //               committed_entries in order. For conf change entries call
 //               RawNode::ApplyConfChange and store the returned ConfState
-//               with the state machine. read_states may be answered once the
-//               applied index reaches each one's index.
+//               with the state machine. After applying a change that adds
+//               a node, take a snapshot: a new node catches up from one, and
+//               the leader sends only snapshots that include the recipient.
+//               read_states may be answered once the applied index reaches
+//               each one's index.
 //   4. ADVANCE  call RawNode::Advance(). Only then may GetReady be called
 //               again.
 //

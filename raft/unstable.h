@@ -41,8 +41,9 @@ class Unstable {
   // Appends ents, first truncating any existing entries at or after the
   // index of ents[0]. If ents start before offset_, the unstable part is
   // replaced wholesale (storage still holds the older entries; the
-  // application overwrites them when persisting).
-  void TruncateAndAppend(const std::vector<Entry>& ents);
+  // application overwrites them when persisting). ents is taken by value:
+  // pass std::move(ents) to avoid copying entries.
+  void TruncateAndAppend(std::vector<Entry> ents);
 
   // Copies of entries in [lo, hi).
   // REQUIRES: offset_ <= lo <= hi <= offset_ + entries_.size().

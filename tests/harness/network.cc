@@ -1,5 +1,8 @@
 #include "tests/harness/network.h"
 
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
 #include "raft/check.h"
 
 namespace arbiter::raft::testing {
@@ -40,22 +43,38 @@ Peer& Network::AddPeer(uint64_t id) {
 }
 
 bool Network::Allowed(const Message& m) {
-  if (ignore_.contains(m.type())) return false;
+  bool ok = !ignore_.contains(m.type());
   auto it = drop_.find({m.from(), m.to()});
-  if (it != drop_.end() && Chance(rand_, it->second)) return false;
-  if (hook_ && !hook_(m)) return false;
-  return true;
+  if (ok && it != drop_.end() && Chance(rand_, it->second)) ok = false;
+  if (ok && hook_ && !hook_(m)) ok = false;
+  if (!ok) ReportSnapshot(m, false);
+  return ok;
+}
+
+void Network::ReportSnapshot(const Message& m, bool delivered) {
+  if (m.type() != raftpb::MSG_SNAP) return;
+  auto it = peers_.find(m.from());
+  if (it == peers_.end() || !it->second->running()) return;
+  it->second->node().ReportSnapshot(m.to(),
+                                    delivered ? SnapshotStatus::kFinish : SnapshotStatus::kFailure);
 }
 
 void Network::DeliverTo(Message m, std::vector<Message>* out) {
   auto it = peers_.find(m.to());
-  if (it == peers_.end() || !it->second->running()) return;
+  if (it == peers_.end() || !it->second->running()) {
+    ReportSnapshot(m, false);
+    return;
+  }
   Peer& p = *it->second;
+  if (m.type() == raftpb::MSG_SNAP) ReportSnapshot(m, true);
   ++delivered_;
+  if (trace_) std::fprintf(stderr, "  deliver %s\n", DescribeMessage(m).c_str());
+  ++delivered_by_type_[m.type()];
   // Errors (a response from an unknown peer, ...) are the node refusing the
   // message; the network does not care.
   (void)p.node().Step(std::move(m));
   std::vector<Message> more = p.ProcessReady();
+  if (after_ready_) after_ready_(p);
   for (Message& x : more) out->push_back(std::move(x));
 }
 
@@ -78,6 +97,7 @@ void Network::Stabilize() {
     for (auto& [id, p] : peers_) {
       if (!p->running()) continue;
       for (Message& m : p->ProcessReady()) msgs.push_back(std::move(m));
+      if (after_ready_) after_ready_(*p);
     }
     if (msgs.empty()) return;
     Send(std::move(msgs));
@@ -146,6 +166,16 @@ bool Network::DeliverOne() {
   DeliverTo(std::move(m), &out);
   Enqueue(std::move(out));
   return true;
+}
+
+std::string Network::DescribeInFlight() const {
+  std::string out;
+  for (const auto& [link, q] : in_flight_) {
+    if (q.empty()) continue;
+    absl::StrAppend(&out, " ", link.first, "->", link.second, ":", q.size(), "(head ",
+                    MessageTypeName(q.front().msg.type()), " due ", q.front().due, ")");
+  }
+  return absl::StrCat("now ", now_, out);
 }
 
 void Network::ClearInFlight() {

@@ -72,6 +72,8 @@ class Network {
   void AdvanceClock() { ++now_; }
   uint64_t now() const { return now_; }
   size_t in_flight() const { return in_flight_count_; }
+  // "from->to: n msgs (head due at t)" per non-empty link, for failure dumps.
+  std::string DescribeInFlight() const;
   // Drops every queued message (e.g. when a partition starts they would be
   // lost anyway).
   void ClearInFlight();
@@ -93,6 +95,9 @@ class Network {
   void SetReorder(bool on) { reorder_ = on; }
   // Deliver a message twice with probability p.
   void SetDuplicate(double p) { duplicate_p_ = p; }
+  // Called after a peer handled a Ready during delivery (the simulation
+  // serves reads and checks invariants through it).
+  void SetAfterReady(std::function<void(Peer&)> f) { after_ready_ = std::move(f); }
   // Called for each message before delivery; returning false drops it.
   void SetHook(std::function<bool(const Message&)> hook) { hook_ = std::move(hook); }
   // Heals everything: drops, cuts, ignores, hook (delay/reorder/duplicate
@@ -107,11 +112,22 @@ class Network {
   // The running leader with the highest term, or kNone.
   uint64_t Leader() const;
 
+  // Print every delivered message to stderr (for replaying a failure).
+  void SetTrace(bool on) { trace_ = on; }
+
   SeededRand& rand() { return rand_; }
   uint64_t delivered() const { return delivered_; }
+  // Messages delivered, by type.
+  uint64_t delivered(MessageType t) const {
+    auto it = delivered_by_type_.find(t);
+    return it == delivered_by_type_.end() ? 0 : it->second;
+  }
 
  private:
   bool Allowed(const Message& m);
+  // A real transport tells the sender the outcome of a snapshot; the
+  // simulated one does the same when it loses or delivers a MsgSnap.
+  void ReportSnapshot(const Message& m, bool delivered);
   void DeliverTo(Message m, std::vector<Message>* out);
 
   struct InFlight {
@@ -125,6 +141,7 @@ class Network {
   std::map<std::pair<uint64_t, uint64_t>, double> drop_;
   std::set<MessageType> ignore_;
   std::function<bool(const Message&)> hook_;
+  std::function<void(Peer&)> after_ready_;
   uint64_t max_delay_ = 0;
   bool reorder_ = false;
   double duplicate_p_ = 0;
@@ -133,6 +150,8 @@ class Network {
   std::map<std::pair<uint64_t, uint64_t>, std::deque<InFlight>> in_flight_;
   size_t in_flight_count_ = 0;
   uint64_t delivered_ = 0;
+  bool trace_ = false;
+  std::map<MessageType, uint64_t> delivered_by_type_;
 };
 
 }  // namespace arbiter::raft::testing

@@ -66,7 +66,15 @@ void Peer::Bootstrap(const std::vector<uint64_t>& voters, const std::vector<uint
   ConfState cs;
   for (uint64_t v : voters) cs.add_voters(v);
   for (uint64_t l : learners) cs.add_learners(l);
-  storage_.BootstrapConfState(cs);
+  Snapshot snap;
+  snap.mutable_metadata()->set_index(1);
+  snap.mutable_metadata()->set_term(1);
+  *snap.mutable_metadata()->mutable_conf_state() = cs;
+  RAFT_CHECK(storage_.ApplySnapshot(snap).ok());
+  HardState hs;
+  hs.set_term(1);
+  hs.set_commit(1);
+  storage_.SetHardState(hs);
 }
 
 void Peer::Start() {
@@ -139,6 +147,11 @@ void Peer::ApplyEntry(const Entry& e) {
   sm_.Apply(e);
   if (record_applied_) applied_entries_.push_back(e);
   if (observer_) observer_(id_, e);
+  if (e.type() != raftpb::ENTRY_NORMAL) {
+    // Per ready.h: snapshot after a membership change so that a node it adds
+    // can be caught up. The entry is already persisted (same Ready).
+    (void)storage_.CreateSnapshot(e.index(), &conf_state_, sm_.Serialize());
+  }
 }
 
 void Peer::CompactLog() {

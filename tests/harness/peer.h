@@ -58,7 +58,10 @@ class Peer {
   // cfg.id, storage and rand are filled in by the peer.
   Peer(uint64_t id, const Config& cfg, uint64_t seed);
 
-  // A fresh node of a new cluster whose initial members are voters.
+  // A fresh node of a new cluster whose initial members are voters. The
+  // membership is stored as a snapshot at index 1, term 1 (as a real member
+  // bootstraps), so the log starts at index 2 and a node added later always
+  // receives a snapshot carrying the membership before any log entry.
   void Bootstrap(const std::vector<uint64_t>& voters, const std::vector<uint64_t>& learners = {});
   // Creates the RawNode from storage (first start or restart).
   void Start();
