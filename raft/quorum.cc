@@ -46,10 +46,17 @@ uint64_t MajorityConfig::CommittedIndex(const AckedIndexer& acked) const {
 
   // A voter that has not reported counts as 0: it may still report, but until
   // it does it cannot help any index reach a quorum.
-  std::vector<uint64_t> idx;
-  idx.reserve(n);
-  for (uint64_t id : ids_) idx.push_back(acked.AckedIndex(id).value_or(0));
-  std::sort(idx.begin(), idx.end());
+  // This runs on every acknowledgement: sort on the stack for the usual
+  // cluster sizes, on the heap only for unusually large ones.
+  uint64_t stack[7];
+  std::vector<uint64_t> heap;
+  uint64_t* idx = stack;
+  if (n > std::size(stack)) {
+    heap.resize(n);
+    idx = heap.data();
+  }
+  for (size_t i = 0; i < n; ++i) idx[i] = acked.AckedIndex(ids_[i]).value_or(0);
+  std::sort(idx, idx + n);
 
   // Sorted ascending, the element at n - quorum is the largest index that at
   // least quorum voters (it and every one to its right) have reached.

@@ -223,6 +223,7 @@ void Raft::Reset(uint64_t term) {
   uncommitted_size_ = 0;
   read_only_ = ReadOnly(read_only_.option());
   pending_read_index_messages_.clear();
+  read_round_pending_ = false;
 }
 
 void Raft::BecomeFollower(uint64_t term, uint64_t lead) {

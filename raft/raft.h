@@ -131,6 +131,10 @@ class Raft {
   void AppliedSnapshot(uint64_t index);
   // Applies a committed conf change; returns the new ConfState.
   ConfState ApplyConfChange(const ConfChangeV2& cc);
+  // Linearizable reads that arrived since the last Ready wait for one shared
+  // heartbeat round; RawNode starts it when it builds the next Ready.
+  bool read_round_pending() const { return read_round_pending_; }
+  void FlushReadIndexRound();
   // Frees uncommitted-size budget for entries that were committed.
   void ReduceUncommittedSize(uint64_t payload_bytes);
 
@@ -193,7 +197,8 @@ class Raft {
   bool IncreaseUncommittedSize(const std::vector<Entry>& ents);
 
   // ---- Follower (raft_follower.cc) ----
-  void HandleAppendEntries(const Message& m);
+  // Takes the entries out of m.
+  void HandleAppendEntries(Message& m);
   void HandleHeartbeat(const Message& m);
   void HandleSnapshot(const Message& m);
   bool Restore(const Snapshot& s);
@@ -228,6 +233,8 @@ class Raft {
   // ReadIndex requests that arrived before this leader committed an entry
   // of its own term; answered once it has.
   std::vector<Message> pending_read_index_messages_;
+  // Safe-mode reads were queued since the last heartbeat round was started.
+  bool read_round_pending_ = false;
 
   // Ticks since the last election timeout reset (follower/candidate: since
   // hearing from a leader or granting a vote; leader: since the last

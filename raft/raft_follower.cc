@@ -1,5 +1,7 @@
 // The follower and candidate roles: accepting entries, heartbeats and
 // snapshots from a leader, vote counting, and configuration switches.
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "raft/check.h"
@@ -152,9 +154,13 @@ absl::Status Raft::StepFollower(Message& m) {
   return absl::OkStatus();
 }
 
-void Raft::HandleAppendEntries(const Message& m) {
+void Raft::HandleAppendEntries(Message& m) {
   // Reject malformed appends outright: entries must follow (index, log_term)
   // contiguously, with non-decreasing terms no newer than the leader's.
+  if (static_cast<uint64_t>(m.entries_size()) > std::numeric_limits<uint64_t>::max() - m.index()) {
+    RLOG(kWarning, "ignored MsgApp from %x whose indexes overflow", m.from());
+    return;
+  }
   uint64_t prev_term = m.log_term();
   for (int i = 0; i < m.entries_size(); ++i) {
     const Entry& e = m.entries(i);
@@ -175,11 +181,12 @@ void Raft::HandleAppendEntries(const Message& m) {
     Send(std::move(resp));
     return;
   }
-  std::vector<Entry> ents(m.entries().begin(), m.entries().end());
+  std::vector<Entry> ents(std::make_move_iterator(m.mutable_entries()->begin()),
+                          std::make_move_iterator(m.mutable_entries()->end()));
   // Raft §5.3: "If a follower's log is inconsistent with the leader's, the
   // AppendEntries consistency check will fail". Never commit past what the
   // leader has shown us to match (MaybeAppend takes the min).
-  if (auto last_new = log_.MaybeAppend(m.index(), m.log_term(), m.commit(), ents)) {
+  if (auto last_new = log_.MaybeAppend(m.index(), m.log_term(), m.commit(), std::move(ents))) {
     resp.set_index(*last_new);
     Send(std::move(resp));
     return;

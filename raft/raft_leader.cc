@@ -177,7 +177,7 @@ bool Raft::AppendEntries(std::vector<Entry> ents) {
          "dropping proposal");
     return false;
   }
-  li = log_.Append(ents);
+  li = log_.Append(std::move(ents));
   // The leader's own copy counts toward the quorum. RawNode's Ready contract
   // persists these entries before any message that could depend on them
   // leaves, and before committed entries are applied.
@@ -461,9 +461,11 @@ void Raft::SendReadIndexResponse(const Message& req) {
   switch (read_only_.option()) {
     case ReadOnlyOption::kSafe:
       read_only_.AddRequest(log_.committed(), req);
-      // Our own ack; the heartbeat collects the others.
+      // Our own ack; the heartbeat round collects the others. The round is
+      // started when the next Ready is built, so every read that arrives
+      // before then shares it (thesis §6.4: batching reads).
       read_only_.RecvAck(id_, req.entries(0).data());
-      BcastHeartbeatWithCtx(req.entries(0).data());
+      read_round_pending_ = true;
       break;
     case ReadOnlyOption::kLeaseBased:
       // CheckQuorum guarantees no other leader was elected while we still
@@ -471,6 +473,15 @@ void Raft::SendReadIndexResponse(const Message& req) {
       RespondToReadIndex(req, log_.committed());
       break;
   }
+}
+
+void Raft::FlushReadIndexRound() {
+  if (!read_round_pending_) return;
+  read_round_pending_ = false;
+  if (state_ != StateType::kLeader || read_only_.pending() == 0) return;
+  // Heartbeats carry the newest request's context; a quorum of answers
+  // confirms it and every request queued before it.
+  BcastHeartbeatWithCtx(read_only_.LastPendingRequestCtx());
 }
 
 void Raft::ReleasePendingReadIndexMessages() {

@@ -30,6 +30,16 @@ absl::Status RawNode::Propose(std::string data) {
   return raft_.Step(std::move(m));
 }
 
+absl::Status RawNode::ProposeBatch(std::vector<std::string> data) {
+  if (data.empty()) return absl::InvalidArgumentError("raft: empty proposal batch");
+  Message m;
+  m.set_type(raftpb::MSG_PROP);
+  m.set_from(raft_.id());
+  m.mutable_entries()->Reserve(static_cast<int>(data.size()));
+  for (std::string& d : data) m.add_entries()->set_data(std::move(d));
+  return raft_.Step(std::move(m));
+}
+
 absl::Status RawNode::ProposeConfChange(const ConfChange& cc) {
   Message m;
   m.set_type(raftpb::MSG_PROP);
@@ -102,6 +112,7 @@ bool RawNode::HasReady() const {
   const RaftLog& log = raft_.log();
   if (log.HasPendingSnapshot()) return true;
   if (!const_cast<Raft&>(raft_).msgs().empty()) return true;
+  if (raft_.read_round_pending()) return true;
   if (log.HasUnstableEntries()) return true;
   if (log.HasNextCommittedEntries(true)) return true;
   if (!const_cast<Raft&>(raft_).read_states().empty()) return true;
@@ -110,11 +121,14 @@ bool RawNode::HasReady() const {
 
 Ready RawNode::GetReady() {
   RAFT_CHECK(!ready_outstanding_) << "GetReady called before Advance; " << raft_.DescribeState();
+  raft_.FlushReadIndexRound();
   Ready rd;
   RaftLog& log = raft_.mutable_log();
   rd.entries = log.UnstableEntries();
   rd.committed_entries = log.NextCommittedEntries(true);
   rd.messages.swap(raft_.msgs());
+  // Keep a buffer of the same size for the next round's messages.
+  raft_.msgs().reserve(rd.messages.size());
   rd.read_states.swap(raft_.read_states());
   SoftState ss = raft_.soft_state();
   if (!(ss == prev_soft_state_)) {

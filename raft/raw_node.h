@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -63,6 +64,10 @@ class RawNode {
   // replication, not committed: watch for the entry among committed entries.
   // Errors: ErrProposalDropped (no leader, transfer under way, size limit).
   absl::Status Propose(std::string data);
+  // Proposes several entries at once, in order: one message through the
+  // core and one replication round for all of them. All are accepted or
+  // none is. REQUIRES: !data.empty().
+  absl::Status ProposeBatch(std::vector<std::string> data);
   // Proposes a membership change. At most one may be pending at a time; a
   // conflicting one is replaced by an empty entry (and never applied).
   absl::Status ProposeConfChange(const ConfChange& cc);

@@ -54,6 +54,23 @@ NetworkOptions LeaseOptions() {
 // ---------------------------------------------------------------------------
 // Safe mode
 
+// Reads that arrive before the leader's next Ready share one heartbeat
+// round: one heartbeat per follower, carrying the newest read's context,
+// answers all of them.
+TEST(ReadIndexTest, ConcurrentReadsShareOneHeartbeatRound) {
+  Network n({1, 2, 3});
+  n.Campaign(1);
+  ASSERT_TRUE(n.Propose(1, "a=1").ok());
+  MessageCounts counts;
+  CountMessages(n, &counts);
+  for (int i = 0; i < 50; ++i) n.peer(1).node().ReadIndex("r" + std::to_string(i));
+  n.Stabilize();
+  EXPECT_EQ(counts.Of(raftpb::MSG_HEARTBEAT), 2);
+  std::vector<CompletedRead>& reads = n.peer(1).reads();
+  ASSERT_EQ(reads.size(), 50u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(reads[i].state.request_ctx, "r" + std::to_string(i));
+}
+
 // The read state is returned once a quorum answered the heartbeat carrying
 // the request's context; its index is the commit index at request time.
 TEST(ReadIndexTest, SafeReadAfterHeartbeatQuorum) {

@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
       ++passed;
     } else {
       ++failed;
-      std::printf("FAIL seed %llu at step %d: %s\n  replay: raft_sim --seed %llu --verbose\n",
+      std::printf("FAIL seed %llu at step %d: %s\n  replay: scripts/sim.sh --seed %llu --verbose\n",
                   static_cast<unsigned long long>(o.seed), r.step, r.failure.c_str(),
                   static_cast<unsigned long long>(o.seed));
       if (expect_violation) break;
