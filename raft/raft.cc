@@ -89,6 +89,17 @@ Raft::Raft(const Config& config)
       << DescribeConfState(cs) << " vs " << DescribeConfState(state->conf_state);
 
   if (!IsEmptyHardState(state->hard_state)) LoadState(state->hard_state);
+  if (config.applied > log_.committed()) {
+    // A commit-only change need not be synced (ready.h), so the state
+    // machine may have applied entries beyond the stored commit index.
+    // Applied entries were committed: take the commit index from there, as
+    // long as the log still has them.
+    RAFT_CHECK(config.applied <= log_.LastIndex())
+        << "applied index " << config.applied << " is beyond the last log index "
+        << log_.LastIndex() << ": the log lost entries the state machine applied; "
+        << DescribeState();
+    log_.CommitTo(config.applied);
+  }
   if (config.applied > 0) log_.AppliedTo(config.applied);
   BecomeFollower(term_, kNone);
 
@@ -162,6 +173,7 @@ void Raft::TickElection() {
 }
 
 void Raft::TickHeartbeat() {
+  ++leader_ticks_;
   ++heartbeat_elapsed_;
   ++election_elapsed_;
   if (election_elapsed_ >= election_timeout_) {
@@ -179,6 +191,7 @@ void Raft::TickHeartbeat() {
   if (state_ != StateType::kLeader) return;
   if (heartbeat_elapsed_ >= heartbeat_timeout_) {
     heartbeat_elapsed_ = 0;
+    MaybeProposeLeaveJoint();
     Message m;
     m.set_from(id_);
     m.set_type(raftpb::MSG_BEAT);
@@ -221,9 +234,10 @@ void Raft::Reset(uint64_t term) {
   }
   pending_conf_index_ = 0;
   uncommitted_size_ = 0;
-  read_only_ = ReadOnly(read_only_.option());
+  read_only_.Reset();
   pending_read_index_messages_.clear();
-  read_round_pending_ = false;
+  leader_ticks_ = 0;
+  timeout_now_sent_ = false;
 }
 
 void Raft::BecomeFollower(uint64_t term, uint64_t lead) {
@@ -410,6 +424,12 @@ absl::Status Raft::Step(Message m) {
     return absl::InvalidArgumentError("raft: impossible message term");
   }
 
+  if ((type == raftpb::MSG_PROP || type == raftpb::MSG_READ_INDEX) && m.term() != 0) {
+    // Proposals and read requests travel without a term (Send never sets
+    // one); a term here is forged, and forwarding it would break Send.
+    RLOG(kWarning, "ignored %s from %x carrying a term", MessageTypeName(type), m.from());
+    return absl::InvalidArgumentError("raft: proposal or read request with a term");
+  }
   if (m.term() == 0) {
     // Local messages, and proposals / read requests / transfer requests that
     // are forwarded without a term. Anything else must carry its term.
@@ -511,22 +531,26 @@ void Raft::AppliedTo(uint64_t index) {
   const uint64_t old_applied = log_.applied();
   const uint64_t new_applied = std::max(index, old_applied);
   log_.AppliedTo(new_applied);
-  if (trk_.config.auto_leave && new_applied >= pending_conf_index_ &&
-      state_ == StateType::kLeader) {
-    // The joint config is committed and applied: propose leaving it. If the
-    // proposal is dropped (e.g. a transfer is under way) we try again after
-    // the next apply.
-    ConfChangeV2 leave;
-    Message m;
-    m.set_type(raftpb::MSG_PROP);
-    m.set_from(id_);
-    Entry* e = m.add_entries();
-    e->set_type(raftpb::ENTRY_CONF_CHANGE_V2);
-    e->set_data(leave.SerializeAsString());
-    if (Step(std::move(m)).ok()) {
-      RLOG(kInfo, "initiating automatic transition out of joint configuration %s",
-           trk_.config.Describe());
-    }
+  MaybeProposeLeaveJoint();
+}
+
+void Raft::MaybeProposeLeaveJoint() {
+  if (!trk_.config.auto_leave || log_.applied() < pending_conf_index_ ||
+      state_ != StateType::kLeader || lead_transferee_ != kNone) {
+    return;
+  }
+  // The joint config is committed and applied: propose leaving it. If the
+  // proposal is dropped, the next apply or heartbeat tick tries again.
+  ConfChangeV2 leave;
+  Message m;
+  m.set_type(raftpb::MSG_PROP);
+  m.set_from(id_);
+  Entry* e = m.add_entries();
+  e->set_type(raftpb::ENTRY_CONF_CHANGE_V2);
+  e->set_data(leave.SerializeAsString());
+  if (Step(std::move(m)).ok()) {
+    RLOG(kInfo, "initiating automatic transition out of joint configuration %s",
+         trk_.config.Describe());
   }
 }
 
@@ -539,17 +563,21 @@ void Raft::ReduceUncommittedSize(uint64_t payload_bytes) {
   uncommitted_size_ = payload_bytes > uncommitted_size_ ? 0 : uncommitted_size_ - payload_bytes;
 }
 
-ConfState Raft::ApplyConfChange(const ConfChangeV2& cc) {
-  Changer changer(trk_, log_.LastIndex());
-  absl::StatusOr<ConfigAndProgress> result;
-  bool auto_leave = false;
-  if (LeavesJoint(cc)) {
-    result = changer.LeaveJoint();
-  } else if (EntersJoint(cc, &auto_leave)) {
-    result = changer.EnterJoint(auto_leave, {cc.changes().begin(), cc.changes().end()});
-  } else {
-    result = changer.Simple({cc.changes().begin(), cc.changes().end()});
+absl::StatusOr<ConfigAndProgress> Raft::ComputeConfChange(const ConfChangeV2& cc) const {
+  for (const ConfChangeSingle& c : cc.changes()) {
+    if (c.node_id() == kNone) return absl::InvalidArgumentError("conf change for node id 0");
   }
+  Changer changer(trk_, log_.LastIndex());
+  bool auto_leave = false;
+  if (LeavesJoint(cc)) return changer.LeaveJoint();
+  if (EntersJoint(cc, &auto_leave)) {
+    return changer.EnterJoint(auto_leave, {cc.changes().begin(), cc.changes().end()});
+  }
+  return changer.Simple({cc.changes().begin(), cc.changes().end()});
+}
+
+ConfState Raft::ApplyConfChange(const ConfChangeV2& cc) {
+  absl::StatusOr<ConfigAndProgress> result = ComputeConfChange(cc);
   // The change was validated when proposed and committed by a quorum; every
   // node must apply it identically, so an error here is a bug.
   RAFT_CHECK(result.ok()) << "applying conf change: " << result.status() << "; " << DescribeState();

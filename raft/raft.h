@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "raft/logger.h"
 #include "raft/raft_log.h"
 #include "raft/rand.h"
@@ -131,9 +132,14 @@ class Raft {
   void AppliedSnapshot(uint64_t index);
   // Applies a committed conf change; returns the new ConfState.
   ConfState ApplyConfChange(const ConfChangeV2& cc);
+  // The configuration cc would produce from the current one (validation).
+  absl::StatusOr<std::pair<TrackerConfig, ProgressMap>> ComputeConfChange(
+      const ConfChangeV2& cc) const;
   // Linearizable reads that arrived since the last Ready wait for one shared
   // heartbeat round; RawNode starts it when it builds the next Ready.
-  bool read_round_pending() const { return read_round_pending_; }
+  bool read_round_pending() const {
+    return state_ == StateType::kLeader && read_only_.NeedsRound();
+  }
   void FlushReadIndexRound();
   // Frees uncommitted-size budget for entries that were committed.
   void ReduceUncommittedSize(uint64_t payload_bytes);
@@ -188,7 +194,12 @@ class Raft {
   void BcastHeartbeatWithCtx(const std::string& ctx);
   void SendTimeoutNow(uint64_t to);
   void AbortLeaderTransfer() { lead_transferee_ = kNone; }
+  // Leader with an automatically-left joint config that is applied:
+  // propose leaving it.
+  void MaybeProposeLeaveJoint();
   bool CommittedEntryInCurrentTerm() const;
+  // Whether a lease-based read may be answered now without a round.
+  bool LeaseValid() const;
   void SendReadIndexResponse(const Message& req);
   void ReleasePendingReadIndexMessages();
   // Answers a read request at read_index: locally (a read state) if it is
@@ -233,8 +244,12 @@ class Raft {
   // ReadIndex requests that arrived before this leader committed an entry
   // of its own term; answered once it has.
   std::vector<Message> pending_read_index_messages_;
-  // Safe-mode reads were queued since the last heartbeat round was started.
-  bool read_round_pending_ = false;
+  // Leader only: ticks since it became leader (the lease's clock).
+  uint64_t leader_ticks_ = 0;
+  // Leader only: a MsgTimeoutNow was sent in this term. Its recipient may
+  // campaign at any time and voters ignore their lease for it, so the
+  // lease can no longer be trusted in this term.
+  bool timeout_now_sent_ = false;
 
   // Ticks since the last election timeout reset (follower/candidate: since
   // hearing from a leader or granting a vote; leader: since the last

@@ -232,6 +232,13 @@ void Raft::HandleSnapshot(const Message& m) {
     return;
   }
   const SnapshotMetadata& md = m.snapshot().metadata();
+  if (md.index() == std::numeric_limits<uint64_t>::max()) {
+    // No log can continue past this index: forged or corrupt.
+    RLOG(kWarning, "ignored MsgSnap from %x with an impossible index", m.from());
+    resp.set_index(log_.committed());
+    Send(std::move(resp));
+    return;
+  }
   if (md.term() > m.term()) {
     // A leader's snapshot holds no entry newer than its own term. Restoring
     // one would leave our log ending in a term no leader has reached, so we
@@ -288,11 +295,17 @@ bool Raft::Restore(const Snapshot& s) {
     log_.CommitTo(md.index());
     return false;
   }
-  log_.Restore(s);
+  // Validate the membership before touching the log: a malformed ConfState
+  // from the network must be refused, not crash the node. (The log's last
+  // index after the restore is md.index().)
   ProgressTracker empty(trk_.max_inflight, trk_.max_inflight_bytes);
-  auto restored = RestoreConfState(empty, log_.LastIndex(), cs);
-  RAFT_CHECK(restored.ok()) << "unable to restore config " << DescribeConfState(cs) << ": "
-                            << restored.status() << "; " << DescribeState();
+  auto restored = RestoreConfState(empty, md.index(), cs);
+  if (!restored.ok()) {
+    RLOG(kWarning, "ignored snapshot with an invalid ConfState %s: %s", DescribeConfState(cs),
+         std::string(restored.status().message()));
+    return false;
+  }
+  log_.Restore(s);
   trk_ = std::move(empty);
   ConfState got = SwitchToConfig(std::move(restored->first), std::move(restored->second));
   RAFT_CHECK(ConfStateEquivalent(got, cs))

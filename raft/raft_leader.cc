@@ -109,24 +109,26 @@ absl::Status Raft::HandlePropose(Message& m) {
          lead_transferee_);
     return ErrProposalDropped();
   }
+  uint64_t new_pending_conf_index = 0;
   for (int i = 0; i < m.entries_size(); ++i) {
     Entry* e = m.mutable_entries(i);
     if (e->type() == raftpb::ENTRY_NORMAL) continue;
     ConfChangeV2 cc;
-    bool parsed;
+    bool parsed = false;
     if (e->type() == raftpb::ENTRY_CONF_CHANGE) {
       ConfChange v1;
       parsed = v1.ParseFromString(e->data());
       if (parsed) cc = AsV2(v1);
-    } else {
+    } else if (e->type() == raftpb::ENTRY_CONF_CHANGE_V2) {
       parsed = cc.ParseFromString(e->data());
     }
-    const bool already_pending = pending_conf_index_ > log_.applied();
+    const bool already_pending =
+        pending_conf_index_ > log_.applied() || new_pending_conf_index != 0;
     const bool already_joint = trk_.config.voters.IsJoint();
     const bool wants_leave_joint = cc.changes_size() == 0;
     std::string failed;
     if (!parsed) {
-      failed = "undecodable conf change";
+      failed = "unknown entry type or undecodable conf change";
     } else if (already_pending) {
       failed = absl::StrCat("possible unapplied conf change at index ", pending_conf_index_,
                             " (applied to ", log_.applied(), ")");
@@ -134,6 +136,12 @@ absl::Status Raft::HandlePropose(Message& m) {
       failed = "must transition out of joint config first";
     } else if (!already_joint && wants_leave_joint) {
       failed = "not in joint state; refusing empty conf change";
+    } else if (absl::Status trial = ComputeConfChange(cc).status(); !trial.ok()) {
+      // Every earlier change is applied (nothing is pending), so applying
+      // this one now gives exactly what every member will compute when it
+      // commits. One that cannot be applied (no voters left, an unknown
+      // change type) must never commit: every member would fail on it.
+      failed = std::string(trial.message());
     }
     if (!failed.empty()) {
       // Replace it by an empty normal entry rather than dropping the whole
@@ -141,12 +149,15 @@ absl::Status Raft::HandlePropose(Message& m) {
       RLOG(kInfo, "ignoring conf change at config %s: %s", trk_.config.Describe(), failed);
       *e = Entry();
     } else {
-      pending_conf_index_ = log_.LastIndex() + static_cast<uint64_t>(i) + 1;
+      new_pending_conf_index = log_.LastIndex() + static_cast<uint64_t>(i) + 1;
     }
   }
   std::vector<Entry> ents(std::make_move_iterator(m.mutable_entries()->begin()),
                           std::make_move_iterator(m.mutable_entries()->end()));
   if (!AppendEntries(std::move(ents))) return ErrProposalDropped();
+  // Only once the entries are in the log: a dropped batch leaves no change
+  // pending.
+  if (new_pending_conf_index != 0) pending_conf_index_ = new_pending_conf_index;
   BcastAppend();
   return absl::OkStatus();
 }
@@ -301,7 +312,13 @@ void Raft::BcastAppend() {
   }
 }
 
-void Raft::BcastHeartbeat() { BcastHeartbeatWithCtx(read_only_.LastPendingRequestCtx()); }
+void Raft::BcastHeartbeat() {
+  // Every round is numbered: acknowledgements confirm pending reads and
+  // renew the lease.
+  const uint64_t seq = read_only_.StartRound(leader_ticks_);
+  read_only_.RecvAck(id_, seq);
+  BcastHeartbeatWithCtx(ReadOnly::EncodeRound(seq));
+}
 
 void Raft::BcastHeartbeatWithCtx(const std::string& ctx) {
   for (const auto& [id, pr] : trk_.progress) {
@@ -379,13 +396,13 @@ void Raft::HandleHeartbeatResponse(const Message& m, Progress& pr) {
   pr.msg_app_flow_paused = false;
   if (pr.match < log_.LastIndex() || pr.state == ProgressState::kProbe) SendAppend(m.from());
 
-  if (read_only_.option() != ReadOnlyOption::kSafe || m.context().empty()) return;
-  const std::map<uint64_t, bool>* acks = read_only_.RecvAck(m.from(), m.context());
-  if (acks == nullptr || trk_.config.voters.Vote(*acks) != VoteResult::kWon) return;
-  // A quorum answered a heartbeat sent after these reads arrived: we were
+  std::optional<uint64_t> seq = ReadOnly::DecodeRound(m.context());
+  if (!seq) return;
+  read_only_.RecvAck(m.from(), *seq);
+  // A quorum answered a round started after these reads arrived: we were
   // still the leader when they arrived, so their read indexes are safe.
-  for (ReadOnly::Status& rs : read_only_.Advance(m.context())) {
-    RespondToReadIndex(rs.req, rs.index);
+  for (ReadOnly::Request& r : read_only_.Advance(trk_.config.voters)) {
+    RespondToReadIndex(r.req, r.index);
   }
 }
 
@@ -424,6 +441,7 @@ void Raft::HandleTransferLeader(const Message& m, Progress& pr) {
 }
 
 void Raft::SendTimeoutNow(uint64_t to) {
+  timeout_now_sent_ = true;
   Message m;
   m.set_to(to);
   m.set_type(raftpb::MSG_TIMEOUT_NOW);
@@ -439,8 +457,9 @@ void Raft::HandleReadIndex(Message& m) {
     RLOG(kWarning, "ignored MsgReadIndex from %x with %d entries", m.from(), m.entries_size());
     return;
   }
-  if (trk_.IsSingleton()) {
-    // No one else can have been elected: the commit index is current.
+  if (trk_.IsSingleton() && trk_.config.voters.incoming.Contains(id_)) {
+    // We are the only voter, so no one else can have been elected: the
+    // commit index is current. (A removed leader still running is not.)
     RespondToReadIndex(m, log_.committed());
     return;
   }
@@ -453,35 +472,34 @@ void Raft::HandleReadIndex(Message& m) {
   SendReadIndexResponse(m);
 }
 
+bool Raft::LeaseValid() const {
+  if (timeout_now_sent_ || lead_transferee_ != kNone) return false;
+  // Two ticks of margin: a follower's ticks need not line up with ours, so
+  // its lease may end up to a tick earlier in real time than the count
+  // suggests.
+  if (election_timeout_ <= 2) return false;
+  auto end = read_only_.LeaseEnd(trk_.config.voters, static_cast<uint64_t>(election_timeout_ - 2));
+  return end.has_value() && leader_ticks_ < *end;
+}
+
 void Raft::SendReadIndexResponse(const Message& req) {
 #if ARBITER_MUTANT_READ_WITHOUT_QUORUM
   RespondToReadIndex(req, log_.committed());
   return;
 #endif
-  switch (read_only_.option()) {
-    case ReadOnlyOption::kSafe:
-      read_only_.AddRequest(log_.committed(), req);
-      // Our own ack; the heartbeat round collects the others. The round is
-      // started when the next Ready is built, so every read that arrives
-      // before then shares it (thesis §6.4: batching reads).
-      read_only_.RecvAck(id_, req.entries(0).data());
-      read_round_pending_ = true;
-      break;
-    case ReadOnlyOption::kLeaseBased:
-      // CheckQuorum guarantees no other leader was elected while we still
-      // hold the lease.
-      RespondToReadIndex(req, log_.committed());
-      break;
+  if (read_only_.option() == ReadOnlyOption::kLeaseBased && LeaseValid()) {
+    // A quorum promised, within the lease, not to elect anyone else.
+    RespondToReadIndex(req, log_.committed());
+    return;
   }
+  // Confirm with a heartbeat round. Our own ack comes with the round, which
+  // is started when the next Ready is built, so every read that arrives
+  // before then shares it (thesis §6.4: batching reads).
+  read_only_.AddRequest(log_.committed(), req);
 }
 
 void Raft::FlushReadIndexRound() {
-  if (!read_round_pending_) return;
-  read_round_pending_ = false;
-  if (state_ != StateType::kLeader || read_only_.pending() == 0) return;
-  // Heartbeats carry the newest request's context; a quorum of answers
-  // confirms it and every request queued before it.
-  BcastHeartbeatWithCtx(read_only_.LastPendingRequestCtx());
+  if (state_ == StateType::kLeader && read_only_.NeedsRound()) BcastHeartbeat();
 }
 
 void Raft::ReleasePendingReadIndexMessages() {

@@ -2,46 +2,73 @@
 
 namespace arbiter::raft {
 
-void ReadOnly::AddRequest(uint64_t index, const Message& req) {
-  const std::string& ctx = req.entries(0).data();
-  if (pending_.contains(ctx)) return;
-  Status& st = pending_[ctx];
-  st.req = req;
-  st.index = index;
-  queue_.push_back(ctx);
+void ReadOnly::Reset() {
+  queue_.clear();
+  round_sent_.clear();
+  acked_.clear();
 }
 
-const std::map<uint64_t, bool>* ReadOnly::RecvAck(uint64_t id, const std::string& ctx) {
-  auto it = pending_.find(ctx);
-  if (it == pending_.end()) return nullptr;
-  it->second.acks[id] = true;
-  return &it->second.acks;
+void ReadOnly::AddRequest(uint64_t index, Message req) {
+  queue_.push_back(Request{std::move(req), index, last_round_});
 }
 
-std::vector<ReadOnly::Status> ReadOnly::Advance(const std::string& ctx) {
-  std::vector<Status> out;
-  size_t n = 0;
-  bool found = false;
-  for (const std::string& c : queue_) {
-    ++n;
-    if (c == ctx) {
-      found = true;
-      break;
-    }
-  }
-  if (!found) return out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    auto it = pending_.find(queue_.front());
-    out.push_back(std::move(it->second));
-    pending_.erase(it);
+bool ReadOnly::NeedsRound() const {
+  return !queue_.empty() && queue_.back().after_round == last_round_;
+}
+
+uint64_t ReadOnly::StartRound(uint64_t now) {
+  round_sent_[++last_round_] = now;
+  return last_round_;
+}
+
+void ReadOnly::RecvAck(uint64_t id, uint64_t seq) {
+  // Only rounds this leadership started count: anything else is stale
+  // (from before a Reset) or forged.
+  if (!round_sent_.contains(seq)) return;
+  uint64_t& a = acked_[id];
+  if (seq > a) a = seq;
+}
+
+uint64_t ReadOnly::QuorumAckedRound(const JointConfig& voters) const {
+  MapAckIndexer acks(std::map<uint64_t, uint64_t>(acked_.begin(), acked_.end()));
+  const uint64_t q = voters.CommittedIndex(acks);
+  // An empty configuration places no constraint (CommittedIndex returns the
+  // maximum); it confirms nothing here.
+  return q == UINT64_MAX ? 0 : q;
+}
+
+std::vector<ReadOnly::Request> ReadOnly::Advance(const JointConfig& voters) {
+  std::vector<Request> out;
+  const uint64_t q = QuorumAckedRound(voters);
+  while (!queue_.empty() && queue_.front().after_round < q) {
+    out.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
+  // Rounds older than the newest quorum-acknowledged one can no longer
+  // confirm anything or extend the lease.
+  if (q > 0) round_sent_.erase(round_sent_.begin(), round_sent_.lower_bound(q));
   return out;
 }
 
-std::string ReadOnly::LastPendingRequestCtx() const {
-  return queue_.empty() ? std::string() : queue_.back();
+std::optional<uint64_t> ReadOnly::LeaseEnd(const JointConfig& voters,
+                                           uint64_t election_timeout) const {
+  const uint64_t q = QuorumAckedRound(voters);
+  auto it = round_sent_.find(q);
+  if (q == 0 || it == round_sent_.end()) return std::nullopt;
+  return it->second + election_timeout;
+}
+
+std::string ReadOnly::EncodeRound(uint64_t seq) {
+  std::string s(8, '\0');
+  for (int i = 7; i >= 0; --i, seq >>= 8) s[i] = static_cast<char>(seq & 0xff);
+  return s;
+}
+
+std::optional<uint64_t> ReadOnly::DecodeRound(const std::string& ctx) {
+  if (ctx.size() != 8) return std::nullopt;
+  uint64_t v = 0;
+  for (unsigned char c : ctx) v = (v << 8) | c;
+  return v;
 }
 
 }  // namespace arbiter::raft

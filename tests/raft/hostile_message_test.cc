@@ -424,6 +424,42 @@ TEST_F(HostileMessageTest, HeartbeatCommitPastLastIndexIsIgnored) {
   ExpectClusterWorks();
 }
 
+// Proposals and read requests travel without a term; one that carries a
+// term is forged (forwarding it would also break the sender's invariants).
+TEST_F(HostileMessageTest, ProposalOrReadRequestWithATermIsRejected) {
+  for (uint64_t node : {1, 2}) {
+    std::vector<HostileCase> cases;
+    for (MessageType t : {raftpb::MSG_PROP, raftpb::MSG_READ_INDEX}) {
+      for (uint64_t term : {Term(), Term() + 1}) {
+        Message m = Msg(t, node == 1 ? 2 : 3, term);
+        *m.add_entries() = Ent(0, 0, "x=1");
+        cases.push_back({std::string(MessageTypeName(t)) + " term " + std::to_string(term), m,
+                         IsInvalidArgument});
+      }
+    }
+    ExpectRejectedWithoutChange(node, cases);
+  }
+  ExpectClusterWorks();
+}
+
+// A snapshot whose membership is malformed, or whose index no log can pass,
+// is refused before anything is restored.
+TEST_F(HostileMessageTest, SnapshotWithInvalidMetadataIsIgnored) {
+  const uint64_t index = R(2).log().committed() + 5;
+  Snapshot both = Snap(index, Term(), {1, 2, 3});
+  both.mutable_metadata()->mutable_conf_state()->add_learners(2);  // voter and learner
+  Snapshot huge = Snap(kMaxU64, Term(), {1, 2, 3});
+  std::vector<HostileCase> cases;
+  for (const Snapshot* snap : {&both, &huge}) {
+    Message m = Msg(raftpb::MSG_SNAP, 1, Term());
+    *m.mutable_snapshot() = *snap;
+    cases.push_back({"snapshot at " + std::to_string(snap->metadata().index()), m,
+                     [](const absl::Status& s) { return s.ok(); }});
+  }
+  ExpectRejectedWithoutChange(2, cases);
+  ExpectClusterWorks();
+}
+
 // ---------------------------------------------------------------------------
 // Forged acknowledgements to the leader.
 

@@ -85,6 +85,34 @@ class Counter {
 
 // Learners receive and apply the log, but their acknowledgements do not
 // count toward the commit quorum.
+// A change that cannot be applied (removing the last voter, an unknown
+// change type, node id 0) is replaced by an empty entry when proposed: if it
+// were committed, every member would fail to apply it, on every restart.
+TEST(MembershipTest, InapplicableChangeIsNeverCommitted) {
+  Network n({1});
+  n.Campaign(1);
+  ConfChange remove_last;
+  remove_last.set_type(raftpb::CONF_CHANGE_REMOVE_NODE);
+  remove_last.set_node_id(1);
+  ASSERT_TRUE(n.peer(1).node().ProposeConfChange(remove_last).ok());
+  n.Stabilize();
+  ConfChangeV2 unknown;
+  ConfChangeSingle* c = unknown.add_changes();
+  c->set_type(static_cast<raftpb::ConfChangeType>(42));
+  c->set_node_id(2);
+  ASSERT_TRUE(n.peer(1).node().ProposeConfChange(unknown).ok());
+  n.Stabilize();
+  ConfChange zero;
+  zero.set_type(raftpb::CONF_CHANGE_ADD_NODE);
+  ASSERT_TRUE(n.peer(1).node().ProposeConfChange(zero).ok());
+  n.Stabilize();
+
+  for (const Entry& e : n.peer(1).applied_entries()) EXPECT_EQ(e.type(), raftpb::ENTRY_NORMAL);
+  EXPECT_EQ(n.peer(1).conf_state().voters_size(), 1);
+  ASSERT_TRUE(n.Propose(1, "a=1").ok());
+  EXPECT_EQ(n.peer(1).sm().kv().at("a"), "1");
+}
+
 TEST(MembershipTest, LearnersReplicateButDoNotCountForCommit) {
   Network n({1, 2, 3}, NetworkOptions(), /*learners=*/{4, 5});
   n.Campaign(1);

@@ -79,9 +79,11 @@ TEST(ReadIndexTest, SafeReadAfterHeartbeatQuorum) {
   ASSERT_TRUE(n.Propose(1, "a=1").ok());
   const uint64_t committed = n.peer(1).raft().log().committed();
 
+  // Heartbeats sent for the read carry a round number, not the read's
+  // context (contexts are opaque and may repeat).
   int ctx_heartbeats = 0;
   n.SetHook([&](const Message& m) {
-    if (m.type() == raftpb::MSG_HEARTBEAT && m.context() == "r1") ++ctx_heartbeats;
+    if (m.type() == raftpb::MSG_HEARTBEAT && m.context().size() == 8) ++ctx_heartbeats;
     return true;
   });
   n.peer(1).node().ReadIndex("r1");
@@ -257,13 +259,48 @@ TEST(ReadIndexTest, ReadPostponedUntilLeaderCommitsInItsTerm) {
 }
 
 // Requests with the same context share one slot: one read state comes back.
-TEST(ReadIndexTest, DuplicateContextAnsweredOnce) {
+// Contexts are the caller's business: a repeated context is a second,
+// separate read, answered on its own (merging it into the first would give
+// the second caller the first one's, possibly older, index).
+TEST(ReadIndexTest, RepeatedContextIsASeparateRead) {
   Network n({1, 2, 3});
   n.Campaign(1);
   n.peer(1).node().ReadIndex("dup");
+  n.Stabilize();
+  ASSERT_TRUE(n.Propose(1, "a=1").ok());
   n.peer(1).node().ReadIndex("dup");
   n.Stabilize();
-  EXPECT_EQ(Contexts(n.peer(1).reads()), (std::vector<std::string>{"dup"}));
+  ASSERT_EQ(Contexts(n.peer(1).reads()), (std::vector<std::string>{"dup", "dup"}));
+  EXPECT_LT(n.peer(1).reads()[0].state.index, n.peer(1).reads()[1].state.index);
+}
+
+// An acknowledgement of an earlier round never confirms a later read: the
+// leader is isolated after a first read completes (one follower's answer
+// delayed), a new leader commits a write, and the old leader's second read
+// must not be answered when the delayed answer finally arrives.
+TEST(ReadIndexTest, LateAckOfEarlierRoundConfirmsNothingNew) {
+  Network n({1, 2, 3});
+  n.Campaign(1);
+  std::vector<Message> held;
+  n.SetHook([&](const Message& m) {
+    if (m.type() == raftpb::MSG_HEARTBEAT_RESP && m.from() == 3) {
+      held.push_back(m);
+      return false;
+    }
+    return true;
+  });
+  n.peer(1).node().ReadIndex("x");
+  n.Stabilize();
+  ASSERT_EQ(n.peer(1).reads().size(), 1u);  // confirmed by 1 and 2
+  ASSERT_FALSE(held.empty());
+  n.Recover();
+  n.Isolate(1);
+  n.peer(1).node().ReadIndex("x");
+  n.Stabilize();
+  n.Recover();
+  // Deliver only the held answer of the earlier round to the old leader.
+  n.Send(held);
+  EXPECT_EQ(n.peer(1).reads().size(), 1u);
 }
 
 // ---------------------------------------------------------------------------
@@ -275,6 +312,8 @@ TEST(ReadIndexTest, LeaseBasedReadNeedsNoRoundTrip) {
   Network n({1, 2, 3}, LeaseOptions());
   n.Campaign(1);
   ASSERT_TRUE(n.Propose(1, "a=1").ok());
+  // The lease starts with the first heartbeat round a quorum acknowledges.
+  n.Tick(1);
   const uint64_t committed = n.peer(1).raft().log().committed();
   MessageCounts counts;
   CountMessages(n, &counts);
@@ -295,6 +334,44 @@ TEST(ReadIndexTest, LeaseBasedReadNeedsNoRoundTrip) {
   EXPECT_EQ(counts.Of(raftpb::MSG_HEARTBEAT), 0);
   ASSERT_EQ(n.peer(3).reads().size(), 1u);
   EXPECT_EQ(n.peer(3).reads()[0].state.index, committed);
+}
+
+// Once the lease has run out (no round acknowledged for an election
+// timeout, here because the leader is cut off) a lease read falls back to a
+// heartbeat round, which a cut-off leader cannot complete; before the lease
+// ran out it was answered at once.
+TEST(ReadIndexTest, ExpiredLeaseFallsBackToARound) {
+  Network n({1, 2, 3}, LeaseOptions());
+  n.Campaign(1);
+  n.Tick(1);
+  n.Isolate(1);
+  n.peer(1).node().ReadIndex("in-lease");
+  n.Stabilize();
+  ASSERT_EQ(Contexts(n.peer(1).reads()), (std::vector<std::string>{"in-lease"}));
+  // Without CheckQuorum stepping it down first, run the leader's clock past
+  // the lease (election timeout minus the margin).
+  for (int i = 0; i < 9 && n.peer(1).raft().state() == StateType::kLeader; ++i) n.Tick(1);
+  ASSERT_EQ(n.peer(1).raft().state(), StateType::kLeader);
+  n.peer(1).node().ReadIndex("expired");
+  n.Stabilize();
+  EXPECT_EQ(Contexts(n.peer(1).reads()), (std::vector<std::string>{"in-lease"}));
+}
+
+// After a MsgTimeoutNow its recipient may win at any time, even inside the
+// voters' leases: the old leader no longer trusts its lease in that term.
+TEST(ReadIndexTest, NoLeaseAfterTimeoutNow) {
+  Network n({1, 2, 3}, LeaseOptions());
+  n.Campaign(1);
+  n.Tick(1);
+  n.Ignore(raftpb::MSG_TIMEOUT_NOW);
+  n.peer(1).node().TransferLeader(2);
+  n.Stabilize();
+  ASSERT_EQ(n.peer(1).raft().state(), StateType::kLeader);
+  MessageCounts counts;
+  CountMessages(n, &counts);
+  n.peer(1).node().ReadIndex("after-transfer");
+  n.Stabilize();
+  EXPECT_GT(counts.Of(raftpb::MSG_HEARTBEAT), 0);
 }
 
 // The lease is only sound with CheckQuorum (a leader that lost the quorum
