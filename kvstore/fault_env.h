@@ -33,7 +33,8 @@ class FaultEnv : public leveldb::EnvWrapper {
   // what it held at its last successful Sync(). Call while no DB is open.
   leveldb::Status DropUnsyncedData();
 
-  leveldb::Status NewWritableFile(const std::string& fname, leveldb::WritableFile** result) override;
+  leveldb::Status NewWritableFile(const std::string& fname,
+                                  leveldb::WritableFile** result) override;
   leveldb::Status NewAppendableFile(const std::string& fname,
                                     leveldb::WritableFile** result) override;
   leveldb::Status RemoveFile(const std::string& fname) override;

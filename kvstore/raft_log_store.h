@@ -47,6 +47,10 @@ class RaftLogStore : public raft::Storage {
     leveldb::Env* env = nullptr;
     // Create the database if the directory holds none.
     bool create_if_missing = true;
+    // Bytes of the most recent entries kept in memory, so that a leader
+    // feeding a follower that lags a little reads no disk. Older entries
+    // are read from LevelDB. (Terms of all entries are always in memory.)
+    uint64_t entry_cache_bytes = 16 << 20;
   };
 
   // Opens (or creates) the store in dir, validating it (see above).
@@ -66,16 +70,27 @@ class RaftLogStore : public raft::Storage {
   virtual absl::Status Bootstrap(const raft::ConfState& conf_state) = 0;
 
   // Persists a Ready's durable part atomically: if snapshot is not empty it
-  // replaces everything older (entries up to its index are dropped); then
-  // entries are appended, replacing any stored entries at the same or later
-  // indexes; then hard_state (if not empty) is recorded.
+  // replaces the whole log (as MemoryStorage::ApplySnapshot: the core only
+  // installs a snapshot whose last entry does not match ours, so nothing
+  // stored after it can be trusted either); then entries are appended,
+  // replacing any stored entries at the same or later indexes (entries at
+  // or below the snapshot index are skipped); then hard_state (if not empty)
+  // is recorded.
+  // Errors: ErrSnapOutOfDate if snapshot is not newer than the stored one;
+  // InvalidArgument/FailedPrecondition if the result would break the
+  // invariants of kvstore/keys.h (nothing is written then). An I/O error
+  // (ResourceExhausted for ENOSPC, Internal otherwise) is fail-stop: every
+  // later write returns it too.
   virtual absl::Status Save(const raft::HardState& hard_state,
-                            const std::vector<raft::Entry>& entries,
-                            const raft::Snapshot& snapshot, bool sync) = 0;
+                            const std::vector<raft::Entry>& entries, const raft::Snapshot& snapshot,
+                            bool sync) = 0;
 
   // Records a snapshot of the state machine at index (which must be stored
-  // and committed) with membership conf_state, then discards entries
-  // before index. Errors: ErrSnapOutOfDate if not newer than the current one.
+  // and committed) with membership conf_state, and discards the entries it
+  // covers (up to and including index; Term(index) stays answerable), in
+  // one synced batch.
+  // Errors: ErrSnapOutOfDate if not newer than the current one;
+  // FailedPrecondition if index is past the last entry or the commit index.
   virtual absl::Status CreateSnapshot(uint64_t index, const raft::ConfState& conf_state,
                                       std::string data) = 0;
 
