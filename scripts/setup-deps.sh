@@ -10,7 +10,7 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config clang-format
   # Libraries the build links.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libleveldb-dev libcli11-dev libabsl-dev
+  libleveldb-dev libcli11-dev libabsl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # Real etcd 3.4 and clients, for conformance and differential tests.
   etcd-client etcd-server python3-etcd3

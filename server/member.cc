@@ -1,0 +1,263 @@
+// Member: startup and the thread-safe public API. The event loop is in
+// member_loop.cc.
+#include "server/member.h"
+
+#include <utility>
+
+#include "absl/memory/memory.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "raft/logger.h"
+#include "server/errors.h"
+#include "server/member_internal.h"
+
+namespace arbiter::server {
+namespace {
+
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t GetFixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+absl::Status ValidateOptions(const MemberOptions& o) {
+  if (o.id == raft::kNone) return absl::InvalidArgumentError("member id must be non-zero");
+  if (o.data_dir.empty()) return absl::InvalidArgumentError("data_dir is required");
+  if (o.tick_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("tick_interval must be positive");
+  }
+  if (o.snapshot_count == 0) return absl::InvalidArgumentError("snapshot_count must be > 0");
+  if (o.max_pending_requests == 0 || o.max_inbox_messages == 0) {
+    return absl::InvalidArgumentError("inbox bounds must be > 0");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeRequest(const RequestHeader& h, absl::string_view payload) {
+  std::string out;
+  out.reserve(kRequestHeaderSize + payload.size());
+  out.push_back(kRequestHeaderVersion);
+  PutFixed64(&out, h.member);
+  PutFixed64(&out, h.request);
+  out.append(payload.data(), payload.size());
+  return out;
+}
+
+bool DecodeRequest(absl::string_view data, RequestHeader* h, absl::string_view* payload) {
+  if (data.size() < kRequestHeaderSize || data[0] != kRequestHeaderVersion) return false;
+  h->member = GetFixed64(data.data() + 1);
+  h->request = GetFixed64(data.data() + 9);
+  *payload = data.substr(kRequestHeaderSize);
+  return true;
+}
+
+Member::Member(const MemberOptions& options, std::unique_ptr<StateMachine> sm, Transport* transport)
+    : options_(options),
+      transport_(transport),
+      logger_(options.logger != nullptr ? options.logger
+                                        : raft::StderrLogger(raft::LogLevel::kWarning)),
+      sm_(std::move(sm)),
+      inbox_(std::make_unique<Inbox>()) {
+  absl::BitGen gen;
+  absl::MutexLock l(&inbox_mu_);
+  next_request_id_ = absl::Uniform<uint64_t>(gen) >> 1;
+}
+
+absl::StatusOr<std::unique_ptr<Member>> Member::Start(const MemberOptions& options,
+                                                      std::unique_ptr<StateMachine> sm,
+                                                      Transport* transport) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  if (sm == nullptr || transport == nullptr) {
+    return absl::InvalidArgumentError("a state machine and a transport are required");
+  }
+  auto m = absl::WrapUnique(new Member(options, std::move(sm), transport));
+  if (absl::Status s = m->Init(); !s.ok()) return s;
+  m->PublishStatus();
+  absl::MutexLock l(&m->join_mu_);
+  m->thread_ = std::thread([p = m.get()] { p->Run(); });
+  return m;
+}
+
+absl::Status Member::Init() {
+  kv::RaftLogStore::Options so;
+  so.env = options_.env;
+  auto store = kv::RaftLogStore::Open(options_.data_dir, so);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  if (store_->IsEmpty() && !options_.join_existing) {
+    if (options_.initial_members.empty()) {
+      return absl::InvalidArgumentError("a new cluster needs initial_members");
+    }
+    raft::ConfState cs;
+    for (uint64_t v : options_.initial_members) cs.add_voters(v);
+    if (absl::Status s = store_->Bootstrap(cs); !s.ok()) return s;
+  }
+  // The state machine resumes from the store's snapshot unless it is
+  // durable and already past it; Raft replays the committed log after the
+  // snapshot, and ApplyNormal skips what the state machine already has.
+  auto snap = store_->Snapshot();
+  if (!snap.ok()) return snap.status();
+  snapshot_index_ = snap->metadata().index();
+  if (snapshot_index_ > sm_->AppliedIndex()) {
+    if (absl::Status s = sm_->Restore(snapshot_index_, snap->data()); !s.ok()) return s;
+  }
+  conf_state_ = snap->metadata().conf_state();
+  applied_ = snapshot_index_;
+
+  rand_ = std::make_unique<raft::SeededRand>(
+      options_.seed != 0 ? options_.seed
+                         : static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^ options_.id);
+  raft::Config c;
+  c.id = options_.id;
+  c.election_tick = options_.election_tick;
+  c.heartbeat_tick = options_.heartbeat_tick;
+  c.storage = store_.get();
+  c.applied = applied_;
+  c.rand = rand_.get();
+  c.logger = logger_;
+  auto node = raft::RawNode::Create(c);
+  if (!node.ok()) return node.status();
+  node_ = std::move(*node);
+  lead_ = node_->raft().lead();
+  next_tick_ = absl::Now() + options_.tick_interval;
+  return absl::OkStatus();
+}
+
+Member::~Member() { Halt(/*graceful=*/false); }
+
+absl::Status Member::Enqueue(Request req) {
+  absl::MutexLock l(&inbox_mu_);
+  if (closed_) return ErrStopped(close_reason_.ok() ? "stopped" : close_reason_.message());
+  if (inbox_->requests() >= options_.max_pending_requests) return ErrInboxFull();
+  req.id = next_request_id_++;
+  switch (req.kind) {
+    case RequestKind::kPropose:
+      inbox_->proposals.push_back(std::move(req));
+      break;
+    case RequestKind::kRead:
+      inbox_->reads.push_back(std::move(req));
+      break;
+    default:
+      inbox_->others.push_back(std::move(req));
+  }
+  inbox_cv_.Signal();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Member::Call(Request req, absl::Time deadline, const char* what) {
+  auto w = std::make_shared<Waiter>();
+  req.waiter = w;
+  req.deadline = deadline;
+  if (absl::Status s = Enqueue(std::move(req)); !s.ok()) return s;
+  if (!w->done.WaitForNotificationWithDeadline(deadline)) {
+    absl::MutexLock l(&w->mu);
+    w->abandoned = true;
+    return ErrTimeout(what);
+  }
+  return w->result;
+}
+
+absl::StatusOr<std::string> Member::Propose(std::string command, absl::Time deadline) {
+  Request r;
+  r.kind = RequestKind::kPropose;
+  r.data = std::move(command);
+  return Call(std::move(r), deadline, "proposal (its outcome is unknown)");
+}
+
+absl::Status Member::ReadIndex(absl::Time deadline) {
+  Request r;
+  r.kind = RequestKind::kRead;
+  return Call(std::move(r), deadline, "read index").status();
+}
+
+absl::StatusOr<raft::ConfState> Member::ProposeConfChange(const raft::ConfChangeV2& cc,
+                                                          absl::Time deadline) {
+  Request r;
+  r.kind = RequestKind::kConfChange;
+  r.data = cc.SerializeAsString();
+  auto res = Call(std::move(r), deadline, "conf change (its outcome is unknown)");
+  if (!res.ok()) return res.status();
+  raft::ConfState cs;
+  if (!cs.ParseFromString(*res)) return absl::InternalError("bad ConfState from the loop");
+  return cs;
+}
+
+absl::Status Member::TransferLeadership(uint64_t transferee, absl::Time deadline) {
+  Request r;
+  r.kind = RequestKind::kTransfer;
+  r.transferee = transferee;
+  return Call(std::move(r), deadline, "leadership transfer").status();
+}
+
+absl::Status Member::QueryStateMachine(std::function<void(const StateMachine&)> fn,
+                                       absl::Time deadline) {
+  Request r;
+  r.kind = RequestKind::kQuery;
+  r.query = std::move(fn);
+  return Call(std::move(r), deadline, "state machine query").status();
+}
+
+absl::StatusOr<uint64_t> Member::AppliedHash(absl::Time deadline) {
+  // Shared, not on the stack: the loop may still hold the function after a
+  // timeout (it will not run it, but it owns the closure until then).
+  auto hash = std::make_shared<uint64_t>(0);
+  absl::Status s =
+      QueryStateMachine([hash](const StateMachine& sm) { *hash = sm.Hash(); }, deadline);
+  if (!s.ok()) return s;
+  return *hash;
+}
+
+MemberStatus Member::Status() const {
+  absl::MutexLock l(&status_mu_);
+  return status_;
+}
+
+void Member::Halt(bool graceful) {
+  {
+    absl::MutexLock l(&inbox_mu_);
+    if (graceful) {
+      inbox_->stop = true;
+    } else {
+      inbox_->kill = true;
+    }
+    inbox_cv_.Signal();
+  }
+  absl::MutexLock l(&join_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Member::Stop() { Halt(/*graceful=*/true); }
+void Member::Kill() { Halt(/*graceful=*/false); }
+
+void Member::OnMessages(std::vector<raft::Message> msgs) {
+  absl::MutexLock l(&inbox_mu_);
+  if (closed_) return;
+  // A full inbox drops the newest messages; Raft retransmits.
+  for (raft::Message& m : msgs) {
+    if (inbox_->messages.size() >= options_.max_inbox_messages) break;
+    inbox_->messages.push_back(std::move(m));
+  }
+  inbox_cv_.Signal();
+}
+
+void Member::OnUnreachable(uint64_t peer) {
+  absl::MutexLock l(&inbox_mu_);
+  if (closed_) return;
+  inbox_->unreachable.push_back(peer);
+  inbox_cv_.Signal();
+}
+
+void Member::OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) {
+  absl::MutexLock l(&inbox_mu_);
+  if (closed_) return;
+  inbox_->snapshot_status.emplace_back(peer, status);
+  inbox_cv_.Signal();
+}
+
+}  // namespace arbiter::server

@@ -1,0 +1,264 @@
+// A durable cluster member: one Raft node, its raft log store and its state
+// machine, driven by one event-loop thread.
+//
+// The loop thread owns the RawNode, the store's write side and the state
+// machine; nothing else touches them. Other threads talk to it through a
+// bounded inbox (mutex + condvar): proposals, reads, membership changes,
+// leadership transfers, peer messages and transport reports. Each loop
+// iteration:
+//   wait for inbox work or the next tick -> drain the inbox -> tick if due
+//   -> while HasReady: persist (ONE RaftLogStore::Save, synced when the
+//      Ready requires it) -> send -> apply -> serve reads -> Advance.
+// Every proposal drained in one iteration shares that one synced write
+// (group commit). Nothing is sent, applied or acknowledged before it is
+// durable (raft/ready.h).
+//
+// Crash semantics: a failed Save or state-machine write is fail-stop: the
+// member logs it, stops its loop, fails every waiter with ErrStopped naming
+// the error and calls MemberOptions::on_fatal (the daemon exits there). It
+// never retries: after a failed fsync the state of the write is unknown. On
+// restart the member reopens its store, restores the state machine from the
+// store's snapshot if the state machine is behind it, and Raft replays the
+// committed log after it; commands at or below the state machine's applied
+// index are skipped (see state_machine.h), so replay is idempotent.
+//
+// Requests are matched to their log entries by a header (proposing member
+// id, request id) that the member prepends to every command; the state
+// machine sees only the command. A waiter fails with ErrLeadershipChanged
+// when the leader changes while it is pending, ErrNoLeader when no leader is
+// known, ErrTimeout at its deadline (a proposal's outcome is then unknown)
+// and ErrStopped when the member stops.
+//
+// Thread safety: every public method is thread-safe. The blocking ones
+// (Propose, ReadIndex, ...) must not be called from the loop thread (for
+// example from on_status_change).
+#ifndef ARBITER_SERVER_MEMBER_H_
+#define ARBITER_SERVER_MEMBER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "kvstore/raft_log_store.h"
+#include "raft/rand.h"
+#include "raft/raw_node.h"
+#include "server/state_machine.h"
+#include "server/transport.h"
+
+namespace leveldb {
+class Env;
+}  // namespace leveldb
+
+namespace arbiter::server {
+
+struct MemberOptions {
+  // REQUIRES: != raft::kNone.
+  uint64_t id = 0;
+  // The voters of a new cluster, this member included. Used only when the
+  // store is empty and join_existing is false: the member then bootstraps
+  // (RaftLogStore::Bootstrap). A member with a stored state ignores it.
+  std::vector<uint64_t> initial_members;
+  // Start with an empty store and wait to be caught up (by a snapshot) by
+  // the leader of a cluster that added this member by a conf change.
+  bool join_existing = false;
+  // Where the raft log store lives, and the Env it is opened with (not
+  // owned; nullptr: the default Env).
+  std::string data_dir;
+  leveldb::Env* env = nullptr;
+
+  absl::Duration tick_interval = absl::Milliseconds(100);
+  int election_tick = 10;
+  int heartbeat_tick = 1;
+  // Take a raft snapshot (and compact the log) every this many applied
+  // entries. REQUIRES: > 0.
+  uint64_t snapshot_count = 10000;
+  // Requests (proposals, reads, ...) queued before new ones fail with
+  // ErrInboxFull; peer messages queued before new ones are dropped.
+  size_t max_pending_requests = 10000;
+  size_t max_inbox_messages = 10000;
+  // Seed of the election-timeout jitter; 0 picks one from the clock.
+  uint64_t seed = 0;
+  // Not owned; nullptr logs warnings and errors to stderr.
+  raft::Logger* logger = nullptr;
+  // Called once from the loop thread when the member stops on a fatal
+  // error (after waiters were failed).
+  std::function<void(const absl::Status&)> on_fatal;
+  // Called from the loop thread whenever Status() changed. Must be quick and
+  // must not call the member's blocking methods.
+  std::function<void()> on_status_change;
+};
+
+struct MemberStatus {
+  uint64_t id = 0;
+  bool running = false;
+  // Non-OK after a fail-stop: why.
+  absl::Status failure;
+  uint64_t leader = 0;
+  uint64_t term = 0;
+  raft::StateType state = raft::StateType::kFollower;
+  uint64_t commit = 0;
+  uint64_t applied = 0;
+  uint64_t last_index = 0;
+  // The index of the store's latest snapshot.
+  uint64_t snapshot_index = 0;
+  raft::ConfState conf_state;
+};
+
+class Member final : public TransportHandler {
+ public:
+  // Opens (or creates) the store, restores the state machine and starts the
+  // loop thread. transport is not owned and must outlive the member; the
+  // caller attaches the member (a TransportHandler) to whatever delivers
+  // peer messages, and detaches it before destroying the member.
+  static absl::StatusOr<std::unique_ptr<Member>> Start(const MemberOptions& options,
+                                                       std::unique_ptr<StateMachine> sm,
+                                                       Transport* transport);
+  // Kills the member if it is still running.
+  ~Member() override;
+
+  Member(const Member&) = delete;
+  Member& operator=(const Member&) = delete;
+
+  // Replicates command and returns the state machine's result once this
+  // member applied it. A follower forwards it to the leader.
+  absl::StatusOr<std::string> Propose(std::string command, absl::Time deadline);
+  // Returns OK once a linearizable read may be served from this member's
+  // state machine: leadership was confirmed by a quorum after the call began
+  // and this member applied up to the commit index of that moment. Reads
+  // queued together share one confirmation round.
+  absl::Status ReadIndex(absl::Time deadline);
+  // Proposes a membership change; returns the membership once applied here.
+  absl::StatusOr<raft::ConfState> ProposeConfChange(const raft::ConfChangeV2& cc,
+                                                    absl::Time deadline);
+  // Asks the leader to hand leadership to transferee; OK once this member
+  // sees transferee as leader.
+  absl::Status TransferLeadership(uint64_t transferee, absl::Time deadline);
+
+  // Runs fn on the loop thread against the state machine (as of the applied
+  // index) and waits for it. fn must not block.
+  absl::Status QueryStateMachine(std::function<void(const StateMachine&)> fn, absl::Time deadline);
+  // The state machine's Hash(), for comparing members.
+  absl::StatusOr<uint64_t> AppliedHash(absl::Time deadline);
+
+  MemberStatus Status() const;
+  uint64_t id() const { return options_.id; }
+
+  // Clean stop: a leader first hands leadership to its most up-to-date
+  // follower and waits for it briefly (one election timeout at most), then
+  // the loop stops. Pending waiters fail with ErrStopped.
+  void Stop();
+  // Abrupt stop, as a crash would: the loop stops at its next iteration
+  // without transferring leadership. What was synced survives; the rest is
+  // whatever the store's Env keeps (FaultEnv can drop it).
+  void Kill();
+
+  // TransportHandler. Non-blocking; dropped when the inbox is full or closed.
+  void OnMessages(std::vector<raft::Message> msgs) override;
+  void OnUnreachable(uint64_t peer) override;
+  void OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) override;
+
+ private:
+  struct Waiter;
+  struct Request;
+  struct Inbox;
+  struct PendingRequest;
+  struct ReadyRead;
+
+  Member(const MemberOptions& options, std::unique_ptr<StateMachine> sm, Transport* transport);
+
+  // ---- Startup (member.cc) ----
+  absl::Status Init();
+
+  // ---- Inbox, called from any thread (member.cc) ----
+  absl::Status Enqueue(Request req);
+  absl::StatusOr<std::string> Call(Request req, absl::Time deadline, const char* what);
+  void Halt(bool graceful);
+
+  // ---- Loop thread (member_loop.cc) ----
+  void Run();
+  Inbox WaitForWork();
+  void HandleInbox(Inbox& in, absl::Time now);
+  void HandleProposals(std::vector<Request>& props);
+  void HandleConfChange(Request& req);
+  void HandleReads(std::vector<Request>& reads);
+  void MaybeTick(absl::Time now);
+  absl::Status ProcessReadies();
+  absl::Status ApplySnapshot(const raft::Snapshot& snap);
+  absl::Status ApplyEntries(const std::vector<raft::Entry>& ents);
+  absl::Status ApplyNormal(const raft::Entry& e);
+  absl::Status ApplyConfChangeEntry(const raft::Entry& e);
+  absl::Status TakeSnapshot(uint64_t index);
+  void HandleReadStates(std::vector<raft::ReadState>& states);
+  void HandleSoftState(const raft::SoftState& ss);
+  void ServeReads();
+  void ExpireRequests(absl::Time now);
+  void BeginStop(absl::Time now);
+  bool StopDone(absl::Time now) const;
+  // Closes the inbox and fails every request still queued, drained or
+  // pending. why is OK for a requested stop.
+  void Shutdown(const absl::Status& why, Inbox& drained);
+  void FailAll(const absl::Status& s);
+  // Fails pending proposals and unconfirmed reads, except those made while
+  // except_lead led (kNone: all).
+  void FailProposalsAndReads(const absl::Status& s, uint64_t except_lead);
+  void Complete(uint64_t request_id, absl::StatusOr<std::string> result);
+  void PublishStatus();
+  std::string DescribeState() const;
+
+  const MemberOptions options_;
+  Transport* const transport_;
+  raft::Logger* const logger_;
+
+  // ---- Owned by the loop thread (and by Init before it starts) ----
+  std::unique_ptr<kv::RaftLogStore> store_;
+  std::unique_ptr<StateMachine> sm_;
+  std::unique_ptr<raft::SeededRand> rand_;
+  std::unique_ptr<raft::RawNode> node_;
+  raft::ConfState conf_state_;
+  // Invariant: applied_ <= commit index; every entry up to it was applied.
+  uint64_t applied_ = 0;
+  uint64_t snapshot_index_ = 0;
+  absl::Time next_tick_;
+  uint64_t lead_ = 0;
+  // Proposals and conf changes by request id, awaiting apply.
+  absl::flat_hash_map<uint64_t, PendingRequest> pending_;
+  // Reads by ReadIndex context, awaiting leadership confirmation.
+  std::map<std::string, std::vector<PendingRequest>> read_rounds_;
+  // Confirmed reads by read index, awaiting apply.
+  std::multimap<uint64_t, PendingRequest> ready_reads_;
+  std::vector<PendingRequest> transfers_;
+  uint64_t next_read_ctx_ = 1;
+  bool stopping_ = false;
+  absl::Time stop_deadline_;
+
+  // ---- Shared with other threads ----
+  mutable absl::Mutex inbox_mu_;
+  absl::CondVar inbox_cv_;
+  std::unique_ptr<Inbox> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  // Set when the loop stops: requests fail at once.
+  bool closed_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  absl::Status close_reason_ ABSL_GUARDED_BY(inbox_mu_);
+  // Request ids are unique per member incarnation: a random start.
+  uint64_t next_request_id_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+
+  mutable absl::Mutex status_mu_;
+  MemberStatus status_ ABSL_GUARDED_BY(status_mu_);
+
+  absl::Mutex join_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);
+};
+
+}  // namespace arbiter::server
+
+#endif  // ARBITER_SERVER_MEMBER_H_

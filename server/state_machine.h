@@ -1,0 +1,68 @@
+// The replicated state machine a Member applies committed log entries into.
+// It knows nothing of Raft: it sees commands (the payloads of committed
+// normal entries, without the member's request header), in log order, each
+// with its log index.
+//
+// Crash semantics: an implementation that is durable MUST persist the
+// applied index atomically with the state changes of the command at that
+// index (the KV store writes both in one LevelDB WriteBatch). After a crash
+// the member replays the log from its last raft snapshot; commands at or
+// below AppliedIndex() are skipped by the member, so replay is idempotent.
+// If the index were written separately, a crash between the two writes would
+// apply a command twice or lose it (etcd #13766). A non-durable
+// implementation (TestStateMachine) starts empty and is restored from the
+// raft snapshot, then replays the log.
+//
+// Determinism: Apply must be a pure function of the prior state and the
+// command. It must not read clocks, randomness or local configuration: every
+// member has to reach the same state.
+//
+// Thread safety: a Member calls every method from its one event-loop thread;
+// implementations need no locking unless they share state with other
+// threads themselves (e.g. MVCC readers).
+#ifndef ARBITER_SERVER_STATE_MACHINE_H_
+#define ARBITER_SERVER_STATE_MACHINE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace arbiter::server {
+
+class StateMachine {
+ public:
+  virtual ~StateMachine() = default;
+
+  // Applies the committed command at index and sets *result to what the
+  // proposer gets back. A command the state machine rejects (malformed,
+  // failed precondition) is still applied: the rejection is a deterministic
+  // result, reported in *result. A non-OK status means the state machine
+  // could not record the change (an I/O error); the member then fail-stops.
+  // REQUIRES: index > AppliedIndex().
+  virtual absl::Status Apply(uint64_t index, absl::string_view command, std::string* result) = 0;
+
+  // The index of the last command applied (or of the snapshot restored).
+  // Log entries that carry no command (a new leader's empty entry,
+  // membership changes) are not passed to Apply, so this may trail the
+  // member's applied index; the state is the same at both.
+  virtual uint64_t AppliedIndex() const = 0;
+
+  // Serializes the whole state as of AppliedIndex(). The member stores it in
+  // the raft log store's snapshot (and ships it to lagging followers).
+  virtual absl::StatusOr<std::string> Snapshot() const = 0;
+
+  // Replaces the whole state with a snapshot's, taken at index.
+  // Errors: DataLoss if data does not parse (the member fail-stops).
+  virtual absl::Status Restore(uint64_t index, absl::string_view data) = 0;
+
+  // A digest of the state (not of the applied index): equal states give
+  // equal hashes, so members can be compared once they applied the same log.
+  virtual uint64_t Hash() const = 0;
+};
+
+}  // namespace arbiter::server
+
+#endif  // ARBITER_SERVER_STATE_MACHINE_H_
