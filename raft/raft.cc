@@ -12,6 +12,7 @@
 #include "raft/confchange.h"
 #include "raft/errors.h"
 #include "raft/mutants.h"
+#include "raft/rlog.h"
 
 namespace arbiter::raft {
 namespace {
@@ -21,14 +22,6 @@ namespace {
 constexpr char kCampaignTransfer[] = "CampaignTransfer";
 
 }  // namespace
-
-#define RLOG(level, ...)                                                             \
-  do {                                                                               \
-    if (logger_->Enabled(LogLevel::level)) {                                         \
-      logger_->Log(LogLevel::level,                                                  \
-                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
-    }                                                                                \
-  } while (0)
 
 const char* StateTypeName(StateType s) {
   switch (s) {

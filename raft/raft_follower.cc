@@ -8,16 +8,9 @@
 #include "raft/confchange.h"
 #include "raft/errors.h"
 #include "raft/raft.h"
+#include "raft/rlog.h"
 
 namespace arbiter::raft {
-
-#define RLOG(level, ...)                                                             \
-  do {                                                                               \
-    if (logger_->Enabled(LogLevel::level)) {                                         \
-      logger_->Log(LogLevel::level,                                                  \
-                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
-    }                                                                                \
-  } while (0)
 
 absl::Status Raft::StepCandidate(Message& m) {
   // Only the responses to our own kind of request count: a pre-candidate

@@ -7,16 +7,9 @@
 #include "raft/errors.h"
 #include "raft/mutants.h"
 #include "raft/raft.h"
+#include "raft/rlog.h"
 
 namespace arbiter::raft {
-
-#define RLOG(level, ...)                                                             \
-  do {                                                                               \
-    if (logger_->Enabled(LogLevel::level)) {                                         \
-      logger_->Log(LogLevel::level,                                                  \
-                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
-    }                                                                                \
-  } while (0)
 
 absl::Status Raft::StepLeader(Message& m) {
   switch (m.type()) {
