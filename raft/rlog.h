@@ -9,12 +9,12 @@
 #include "absl/strings/str_format.h"
 #include "raft/logger.h"
 
-#define RLOG(level, ...)                                                                      \
-  do {                                                                                        \
-    if (logger_->Enabled(::arbiter::raft::LogLevel::level)) {                                 \
-      logger_->Log(::arbiter::raft::LogLevel::level,                                          \
-                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__)));          \
-    }                                                                                         \
+#define RLOG(level, ...)                                                             \
+  do {                                                                               \
+    if (logger_->Enabled(::arbiter::raft::LogLevel::level)) {                        \
+      logger_->Log(::arbiter::raft::LogLevel::level,                                 \
+                   absl::StrCat(absl::Hex(id_), " ", absl::StrFormat(__VA_ARGS__))); \
+    }                                                                                \
   } while (0)
 
 #endif  // ARBITER_RAFT_RLOG_H_

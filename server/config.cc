@@ -28,7 +28,8 @@ uint64_t FirstEightBytesBigEndian(const unsigned char* digest) {
 }
 
 std::string JoinUrls(const std::vector<Url>& urls) {
-  return absl::StrJoin(urls, ",", [](std::string* out, const Url& u) { out->append(u.ToString()); });
+  return absl::StrJoin(urls, ",",
+                       [](std::string* out, const Url& u) { out->append(u.ToString()); });
 }
 
 }  // namespace
@@ -60,7 +61,8 @@ absl::StatusOr<Url> ParseUrl(absl::string_view in) {
     if (colon >= rest.size() || rest[colon] != ':') colon = absl::string_view::npos;
   } else {
     colon = rest.rfind(':');
-    if (colon != absl::string_view::npos && rest.substr(0, colon).find(':') != absl::string_view::npos) {
+    if (colon != absl::string_view::npos &&
+        rest.substr(0, colon).find(':') != absl::string_view::npos) {
       colon = absl::string_view::npos;  // a bare IPv6 address needs brackets
     }
   }
@@ -126,8 +128,8 @@ ServerConfig ServerConfig::Defaults() {
 
 absl::Status ServerConfig::Validate() const {
   if (heartbeat_interval_ms == 0) {
-    return Invalid(absl::StrFormat("--heartbeat-interval must be >0 (set to %dms)",
-                                   heartbeat_interval_ms));
+    return Invalid(
+        absl::StrFormat("--heartbeat-interval must be >0 (set to %dms)", heartbeat_interval_ms));
   }
   if (election_timeout_ms == 0) {
     return Invalid(
@@ -139,9 +141,9 @@ absl::Status ServerConfig::Validate() const {
         election_timeout_ms, heartbeat_interval_ms));
   }
   if (election_timeout_ms > kMaxElectionMs) {
-    return Invalid(absl::StrFormat(
-        "--election-timeout[%dms] is too long, and should be set less than %dms",
-        election_timeout_ms, kMaxElectionMs));
+    return Invalid(
+        absl::StrFormat("--election-timeout[%dms] is too long, and should be set less than %dms",
+                        election_timeout_ms, kMaxElectionMs));
   }
   if (snapshot_count == 0) return Invalid("--snapshot-count must be >0");
   if (name.empty()) return Invalid("--name must not be empty");
@@ -217,7 +219,8 @@ absl::Status ParseConfigFile(absl::string_view contents,
     if (l.empty() || l[0] == '#') continue;
     size_t colon = l.find(':');
     if (colon == absl::string_view::npos) {
-      return Invalid(absl::StrFormat("config file line %d: expected \"key: value\": %s", line_no, l));
+      return Invalid(
+          absl::StrFormat("config file line %d: expected \"key: value\": %s", line_no, l));
     }
     std::string key(absl::StripAsciiWhitespace(l.substr(0, colon)));
     absl::string_view value = absl::StripAsciiWhitespace(l.substr(colon + 1));
@@ -231,13 +234,21 @@ absl::Status ParseConfigFile(absl::string_view contents,
 }
 
 absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::string>& flags) {
-  static const char* const kKnown[] = {
-      "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
-      "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state",
-      "initial-cluster-token", "heartbeat-interval", "election-timeout", "snapshot-count"};
+  static const char* const kKnown[] = {"name",
+                                       "data-dir",
+                                       "listen-client-urls",
+                                       "advertise-client-urls",
+                                       "listen-peer-urls",
+                                       "initial-advertise-peer-urls",
+                                       "initial-cluster",
+                                       "initial-cluster-state",
+                                       "initial-cluster-token",
+                                       "heartbeat-interval",
+                                       "election-timeout",
+                                       "snapshot-count"};
   for (const auto& [k, v] : flags) {
-    if (std::find_if(std::begin(kKnown), std::end(kKnown),
-                     [&](const char* n) { return k == n; }) == std::end(kKnown)) {
+    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; }) ==
+        std::end(kKnown)) {
       return Invalid(absl::StrCat("unknown flag: --", k));
     }
   }
@@ -252,10 +263,11 @@ absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::st
     const char* name;
     std::vector<Url>* field;
   };
-  for (const UrlFlag& f : {UrlFlag{"listen-client-urls", &c.listen_client_urls},
-                           UrlFlag{"advertise-client-urls", &c.advertise_client_urls},
-                           UrlFlag{"listen-peer-urls", &c.listen_peer_urls},
-                           UrlFlag{"initial-advertise-peer-urls", &c.initial_advertise_peer_urls}}) {
+  for (const UrlFlag& f :
+       {UrlFlag{"listen-client-urls", &c.listen_client_urls},
+        UrlFlag{"advertise-client-urls", &c.advertise_client_urls},
+        UrlFlag{"listen-peer-urls", &c.listen_peer_urls},
+        UrlFlag{"initial-advertise-peer-urls", &c.initial_advertise_peer_urls}}) {
     if (const std::string* v = get(f.name)) {
       auto urls = ParseUrls(*v);
       if (!urls.ok()) return Invalid(absl::StrCat("--", f.name, ": ", urls.status().message()));
@@ -291,9 +303,9 @@ absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::st
     uint64_t max;
   };
   uint64_t hb = c.heartbeat_interval_ms, el = c.election_timeout_ms, sc = c.snapshot_count;
-  for (const NumFlag& f : {NumFlag{"heartbeat-interval", &hb, UINT32_MAX},
-                           NumFlag{"election-timeout", &el, UINT32_MAX},
-                           NumFlag{"snapshot-count", &sc, UINT64_MAX}}) {
+  for (const NumFlag& f :
+       {NumFlag{"heartbeat-interval", &hb, UINT32_MAX},
+        NumFlag{"election-timeout", &el, UINT32_MAX}, NumFlag{"snapshot-count", &sc, UINT64_MAX}}) {
     if (const std::string* v = get(f.name)) {
       uint64_t n;
       if (!absl::SimpleAtoi(*v, &n) || n > f.max) {

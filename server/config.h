@@ -62,7 +62,9 @@ struct ServerConfig {
   static ServerConfig Defaults();
 
   std::string DataDir() const { return data_dir.empty() ? name + ".etcd" : data_dir; }
-  int ElectionTicks() const { return static_cast<int>(election_timeout_ms / heartbeat_interval_ms); }
+  int ElectionTicks() const {
+    return static_cast<int>(election_timeout_ms / heartbeat_interval_ms);
+  }
 
   // Checks the values and that the initial cluster is consistent with this
   // member's name and advertised peer URLs. Errors are InvalidArgument with
