@@ -1,0 +1,88 @@
+#include "server/maintenance_service.h"
+
+#include <algorithm>
+
+#include "absl/time/time.h"
+#include "server/etcd_errors.h"
+
+namespace arbiter::server {
+namespace {
+
+// etcd's default request timeout when the client sets no deadline.
+constexpr absl::Duration kDefaultTimeout = absl::Seconds(7);
+
+absl::Time Deadline(const grpc::ServerContext* ctx) {
+  const absl::Time client = absl::FromChrono(ctx->deadline());
+  return std::min(client, absl::Now() + kDefaultTimeout);
+}
+
+}  // namespace
+
+void FillHeader(ArbiterServer* server, const StoreInfo* store, etcdserverpb::ResponseHeader* h) {
+  h->set_cluster_id(server->identity().cluster_id);
+  h->set_member_id(server->identity().member_id);
+  h->set_raft_term(server->member()->Status().term);
+  h->set_revision(store->CurrentRevision());
+}
+
+grpc::Status MaintenanceService::Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*,
+                                        etcdserverpb::StatusResponse* resp) {
+  const MemberStatus st = server_->member()->Status();
+  FillHeader(server_, store_, resp->mutable_header());
+  resp->set_version(kEtcdApiVersion);
+  resp->set_dbsize(store_->DbSize());
+  resp->set_dbsizeinuse(store_->DbSize());
+  resp->set_leader(st.leader);
+  resp->set_raftindex(st.commit);
+  resp->set_raftterm(st.term);
+  resp->set_raftappliedindex(st.applied);
+  const auto& learners = st.conf_state.learners();
+  resp->set_islearner(std::find(learners.begin(), learners.end(), st.id) != learners.end());
+  if (st.leader == 0) resp->add_errors("etcdserver: no leader");
+  return grpc::Status::OK;
+}
+
+grpc::Status MaintenanceService::MoveLeader(grpc::ServerContext* ctx,
+                                            const etcdserverpb::MoveLeaderRequest* req,
+                                            etcdserverpb::MoveLeaderResponse* resp) {
+  const MemberStatus st = server_->member()->Status();
+  if (st.state != raft::StateType::kLeader) return etcd::ErrNotLeader();
+  const auto& voters = st.conf_state.voters();
+  if (req->targetid() == 0 ||
+      std::find(voters.begin(), voters.end(), req->targetid()) == voters.end()) {
+    return etcd::ErrBadLeaderTransferee();
+  }
+  absl::Status s = server_->member()->TransferLeadership(req->targetid(), Deadline(ctx));
+  if (!s.ok()) return etcd::FromMemberError(s);
+  FillHeader(server_, store_, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status MaintenanceService::Alarm(grpc::ServerContext*, const etcdserverpb::AlarmRequest*,
+                                       etcdserverpb::AlarmResponse*) {
+  // No alarm is ever raised yet; etcd's AlarmResponse carries no header.
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterService::MemberList(grpc::ServerContext*,
+                                        const etcdserverpb::MemberListRequest*,
+                                        etcdserverpb::MemberListResponse* resp) {
+  FillHeader(server_, store_, resp->mutable_header());
+  // etcd's Cluster responses carry no revision.
+  resp->mutable_header()->set_revision(0);
+  const MemberIdentity& id = server_->identity();
+  for (const auto& [mid, peer] : id.peers) {
+    etcdserverpb::Member* m = resp->add_members();
+    m->set_id(mid);
+    m->set_name(peer.name);
+    for (const Url& u : peer.peer_urls) m->add_peerurls(u.ToString());
+    if (mid == id.member_id) {
+      for (const Url& u : server_->config().advertise_client_urls) {
+        m->add_clienturls(u.ToString());
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace arbiter::server

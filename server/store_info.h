@@ -1,0 +1,23 @@
+// What the etcd services need to know about the key-value store behind a
+// member, without depending on it.
+//
+// Thread safety: implementations must be callable from any gRPC thread.
+#ifndef ARBITER_SERVER_STORE_INFO_H_
+#define ARBITER_SERVER_STORE_INFO_H_
+
+#include <cstdint>
+
+namespace arbiter::server {
+
+class StoreInfo {
+ public:
+  virtual ~StoreInfo() = default;
+  // The store revision for response headers.
+  virtual int64_t CurrentRevision() const = 0;
+  // Bytes the store occupies on disk.
+  virtual int64_t DbSize() const = 0;
+};
+
+}  // namespace arbiter::server
+
+#endif  // ARBITER_SERVER_STORE_INFO_H_

@@ -1,0 +1,210 @@
+// Tests of the gRPC peer transport between real gRPC servers on loopback:
+// ordered delivery, chunked snapshots, refusal of strangers, reports of
+// what could not be sent, and recovery when a peer comes back.
+#include "server/peer_transport.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "tests/server/wait.h"
+
+namespace arbiter::server {
+namespace {
+
+using testing::WaitFor;
+
+// Records what a transport hands to its member.
+class RecordingHandler final : public TransportHandler {
+ public:
+  void OnMessages(std::vector<raft::Message> msgs) override {
+    absl::MutexLock l(&mu_);
+    for (auto& m : msgs) received_.push_back(std::move(m));
+  }
+  void OnUnreachable(uint64_t peer) override {
+    absl::MutexLock l(&mu_);
+    ++unreachable_[peer];
+  }
+  void OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) override {
+    absl::MutexLock l(&mu_);
+    snap_status_.push_back({peer, status});
+  }
+
+  std::vector<raft::Message> received() const {
+    absl::MutexLock l(&mu_);
+    return received_;
+  }
+  int unreachable(uint64_t peer) const {
+    absl::MutexLock l(&mu_);
+    auto it = unreachable_.find(peer);
+    return it == unreachable_.end() ? 0 : it->second;
+  }
+  std::vector<std::pair<uint64_t, raft::SnapshotStatus>> snap_status() const {
+    absl::MutexLock l(&mu_);
+    return snap_status_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<raft::Message> received_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int> unreachable_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<uint64_t, raft::SnapshotStatus>> snap_status_ ABSL_GUARDED_BY(mu_);
+};
+
+// One endpoint: a transport, its gRPC server on an ephemeral port, and a
+// recording handler.
+struct Endpoint {
+  Endpoint(uint64_t cluster, uint64_t id, size_t chunk = 1 << 20, int port = 0) {
+    PeerTransportOptions o;
+    o.cluster_id = cluster;
+    o.local_id = id;
+    o.snapshot_chunk_bytes = chunk;
+    o.logger = raft::DiscardLogger();
+    transport = std::make_unique<PeerTransport>(o);
+    transport->Attach(&handler);
+    grpc::ServerBuilder b;
+    b.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
+                       &this->port);
+    ConfigurePeerServer(o, &b);
+    b.RegisterService(transport->service());
+    server = b.BuildAndStart();
+  }
+  ~Endpoint() { Shutdown(); }
+  void Shutdown() {
+    if (server == nullptr) return;
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+    server.reset();
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port); }
+
+  RecordingHandler handler;
+  std::unique_ptr<PeerTransport> transport;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+raft::Message Msg(uint64_t from, uint64_t to, uint64_t index) {
+  raft::Message m;
+  m.set_type(raftpb::MSG_APP);
+  m.set_from(from);
+  m.set_to(to);
+  m.set_term(1);
+  m.set_index(index);
+  return m;
+}
+
+TEST(PeerTransportTest, DeliversInOrderBetweenMembersOfOneCluster) {
+  Endpoint a(7, 1), b(7, 2);
+  ASSERT_NE(a.port, 0);
+  ASSERT_NE(b.port, 0);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  constexpr int kCount = 2000;
+  for (int i = 1; i <= kCount; i += 10) {
+    std::vector<raft::Message> batch;
+    for (int j = i; j < i + 10; ++j) batch.push_back(Msg(1, 2, j));
+    a.transport->Send(std::move(batch));
+  }
+  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == kCount; }));
+  std::vector<raft::Message> got = b.handler.received();
+  for (int i = 0; i < kCount; ++i) ASSERT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
+  EXPECT_EQ(a.handler.unreachable(2), 0);
+}
+
+TEST(PeerTransportTest, SnapshotTravelsInChunksAndIsReportedFinished) {
+  Endpoint a(7, 1, /*chunk=*/1000), b(7, 2);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  raft::Message snap;
+  snap.set_type(raftpb::MSG_SNAP);
+  snap.set_from(1);
+  snap.set_to(2);
+  snap.set_term(3);
+  std::string data;
+  for (int i = 0; i < 10500; ++i) data.push_back(static_cast<char>('a' + i % 26));
+  snap.mutable_snapshot()->set_data(data);
+  snap.mutable_snapshot()->mutable_metadata()->set_index(42);
+  a.transport->Send({snap});
+  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == 1; }));
+  const raft::Message got = b.handler.received()[0];
+  EXPECT_EQ(got.type(), raftpb::MSG_SNAP);
+  EXPECT_EQ(got.snapshot().metadata().index(), 42u);
+  EXPECT_EQ(got.snapshot().data(), data);
+  ASSERT_TRUE(WaitFor([&] { return a.handler.snap_status().size() == 1; }));
+  EXPECT_EQ(a.handler.snap_status()[0].first, 2u);
+  EXPECT_EQ(a.handler.snap_status()[0].second, raft::SnapshotStatus::kFinish);
+}
+
+TEST(PeerTransportTest, RefusesAnotherClusterAndUnknownMembers) {
+  Endpoint member(7, 1), stranger(8, 2), unknown(7, 3);
+  member.transport->AddPeer(2, stranger.address());  // known id, wrong cluster
+  stranger.transport->AddPeer(1, member.address());
+  unknown.transport->AddPeer(1, member.address());  // right cluster, not a peer
+  stranger.transport->Send({Msg(2, 1, 1)});
+  unknown.transport->Send({Msg(3, 1, 1)});
+  ASSERT_TRUE(WaitFor([&] { return member.transport->refused_batches() >= 2; }));
+  EXPECT_TRUE(member.handler.received().empty());
+  // The senders learn that their messages do not arrive: a refused stream
+  // is closed, and the next write on it (Raft's next heartbeat) fails.
+  ASSERT_TRUE(WaitFor([&] {
+    stranger.transport->Send({Msg(2, 1, 2)});
+    unknown.transport->Send({Msg(3, 1, 2)});
+    absl::SleepFor(absl::Milliseconds(20));  // pace the retries, as ticks would
+    return stranger.handler.unreachable(1) > 0 && unknown.handler.unreachable(1) > 0;
+  }));
+  EXPECT_TRUE(member.handler.received().empty());
+  // Control: a message from a real peer of the same cluster gets through.
+  Endpoint friendly(7, 2);
+  member.transport->AddPeer(2, friendly.address());
+  friendly.transport->AddPeer(1, member.address());
+  friendly.transport->Send({Msg(2, 1, 5)});
+  ASSERT_TRUE(WaitFor([&] { return member.handler.received().size() == 1; }));
+}
+
+TEST(PeerTransportTest, ReportsUnreachablePeerAndRecoversWhenItReturns) {
+  Endpoint a(7, 1);
+  int b_port = 0;
+  {
+    Endpoint b(7, 2);
+    b_port = b.port;
+  }  // b is gone: its port refuses connections.
+  a.transport->AddPeer(2, absl::StrCat("127.0.0.1:", b_port));
+  a.transport->Send({Msg(1, 2, 1)});
+  ASSERT_TRUE(WaitFor([&] { return a.handler.unreachable(2) > 0; }));
+  raft::Message snap;
+  snap.set_type(raftpb::MSG_SNAP);
+  snap.set_from(1);
+  snap.set_to(2);
+  a.transport->Send({snap});
+  ASSERT_TRUE(WaitFor([&] { return !a.handler.snap_status().empty(); }));
+  EXPECT_EQ(a.handler.snap_status()[0].second, raft::SnapshotStatus::kFailure);
+
+  // The peer comes back on the same port; Raft's retries get through.
+  Endpoint b(7, 2, 1 << 20, b_port);
+  ASSERT_EQ(b.port, b_port);
+  b.transport->AddPeer(1, a.address());
+  uint64_t index = 100;
+  ASSERT_TRUE(WaitFor([&] {
+    a.transport->Send({Msg(1, 2, index++)});
+    absl::SleepFor(absl::Milliseconds(20));  // pace the retries, as ticks would
+    return !b.handler.received().empty();
+  }));
+}
+
+TEST(PeerTransportTest, ASlowPeerDoesNotStallTheOthers) {
+  Endpoint a(7, 1), c(7, 3);
+  a.transport->AddPeer(3, c.address());
+  c.transport->AddPeer(1, a.address());
+  // Peer 2's address accepts nothing; its queue fills and overflows.
+  a.transport->AddPeer(2, "127.0.0.1:1");
+  for (int i = 0; i < 10000; ++i) a.transport->Send({Msg(1, 2, i)});
+  a.transport->Send({Msg(1, 3, 1)});
+  ASSERT_TRUE(WaitFor([&] { return c.handler.received().size() == 1; }));
+  EXPECT_GT(a.handler.unreachable(2), 0);
+}
+
+}  // namespace
+}  // namespace arbiter::server
