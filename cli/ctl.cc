@@ -1,0 +1,326 @@
+// arbiterctl: etcdctl's commands, flags and output for Arbiter (and etcd).
+// The command line is parsed with CLI11; this is the one place in Arbiter
+// where exceptions are caught. Parse errors are reported in cobra's words
+// ("Error: unknown flag: --x", printed twice as etcdctl prints it) with
+// etcdctl's exit code 1, so scripts see the same failures.
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "cli/commands.h"
+#include "cli/go_format.h"
+#include "cli/kv_ops.h"
+
+namespace arbiter::cli {
+namespace {
+
+// etcdctl's command names, for its unique-prefix matching ("ge" is get).
+const std::vector<std::string>& TopCommands() {
+  static const auto* const kNames = new std::vector<std::string>{
+      "get",    "put",      "del",         "txn",     "compaction", "alarm",
+      "defrag", "endpoint", "move-leader", "watch",   "version",    "lease",
+      "member", "snapshot", "make-mirror", "migrate", "lock",       "elect",
+      "auth",   "user",     "role",        "check"};
+  return *kNames;
+}
+
+// Global options that take a value, so the word after them is not a
+// command.
+bool TakesValue(const std::string& flag) {
+  static const char* const kValued[] = {"--endpoints",
+                                        "-w",
+                                        "--write-out",
+                                        "--dial-timeout",
+                                        "--command-timeout",
+                                        "--keepalive-time",
+                                        "--keepalive-timeout",
+                                        "--cert",
+                                        "--key",
+                                        "--cacert",
+                                        "--user",
+                                        "--password",
+                                        "-d",
+                                        "--discovery-srv",
+                                        "--discovery-srv-name"};
+  for (const char* v : kValued) {
+    if (flag == v) return true;
+  }
+  return false;
+}
+
+std::string Expand(const std::string& word, const std::vector<std::string>& names) {
+  std::string match;
+  for (const std::string& name : names) {
+    if (name == word) return word;
+    if (absl::StartsWith(name, word)) {
+      if (!match.empty()) return word;  // Ambiguous: cobra reports it unknown.
+      match = name;
+    }
+  }
+  return match.empty() ? word : match;
+}
+
+// Replaces unique prefixes of the command and subcommand by their names,
+// as cobra's prefix matching (which etcdctl enables) does.
+void ExpandPrefixes(std::vector<std::string>* args) {
+  int depth = 0;
+  std::string command;
+  for (size_t i = 0; i < args->size() && depth < 2; ++i) {
+    std::string& word = (*args)[i];
+    if (word == "--") return;
+    if (absl::StartsWith(word, "-")) {
+      if (word.find('=') == std::string::npos && TakesValue(word)) ++i;
+      continue;
+    }
+    if (depth == 0) {
+      word = Expand(word, TopCommands());
+      command = word;
+    } else if (command == "member") {
+      word = Expand(word, {"add", "remove", "update", "list", "promote"});
+    } else if (command == "endpoint") {
+      word = Expand(word, {"health", "status", "hashkv"});
+    } else {
+      return;
+    }
+    ++depth;
+  }
+}
+
+// A flag parse error as cobra reports it: to standard error, once from
+// cobra and once from etcdctl (with the usage, which etcdctl prints to
+// standard output, in between).
+int FlagError(const std::string& message, const CLI::App* command) {
+  std::cout << command->help();
+  std::cerr << "Error: " << message << "\n\nError: " << message << "\n";
+  return kExitError;
+}
+
+// CLI11's "--limit: 1 required TEXT missing" as pflag's message.
+std::string MissingArgument(const std::string& what) {
+  const std::string flag = what.substr(0, what.find(':'));
+  if (flag.size() == 2 && flag[0] == '-') {
+    return absl::StrCat("flag needs an argument: '", flag.substr(1), "' in ", flag);
+  }
+  return absl::StrCat("flag needs an argument: ", flag);
+}
+
+std::string UnknownFlag(const std::string& word) {
+  if (!absl::StartsWith(word, "--")) {
+    return absl::StrCat("unknown shorthand flag: '", word.substr(1, 1), "' in ", word);
+  }
+  return absl::StrCat("unknown flag: ", word.substr(0, word.find('=')));
+}
+
+struct Options {
+  GlobalFlags global;
+  std::vector<std::string> endpoints;
+  std::string ignored;
+  GetFlags get;
+  PutFlags put;
+  DelFlags del;
+  std::string txn_interactive = "false";
+  std::vector<std::string> txn_args;
+  std::string physical = "false";
+  std::vector<std::string> compaction_args;
+  std::string cluster = "false";
+  std::vector<std::string> extra_args;
+};
+
+void AddGlobalFlags(CLI::App& app, Options& o) {
+  app.add_option("--endpoints", o.endpoints, "gRPC endpoints")
+      ->delimiter(',')
+      ->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("-w,--write-out", o.global.write_out,
+                 "set the output format (json, simple, table)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->capture_default_str();
+  app.add_flag("--hex{true}", o.global.hex, "print byte strings as hex encoded strings");
+  app.add_option("--dial-timeout", o.global.dial_timeout, "dial timeout for client connections")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->capture_default_str();
+  app.add_option("--command-timeout", o.global.command_timeout,
+                 "timeout for short running command (excluding dial timeout)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->capture_default_str();
+  // etcdctl's other global flags: accepted, without effect (no TLS, no
+  // authentication, no DNS discovery; keepalive as gRPC's defaults).
+  for (const char* flag : {"--debug{true}", "--insecure-transport{true}",
+                           "--insecure-discovery{true}", "--insecure-skip-tls-verify{true}"}) {
+    app.add_flag(flag, o.ignored, "accepted for etcdctl compatibility; no effect");
+  }
+  for (const char* flag : {"--keepalive-time", "--keepalive-timeout", "--cert", "--key", "--cacert",
+                           "--user", "--password", "-d,--discovery-srv", "--discovery-srv-name"}) {
+    app.add_option(flag, o.ignored, "accepted for etcdctl compatibility; no effect")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
+}
+
+CLI::App* Command(CLI::App& parent, const std::string& name, const std::string& help) {
+  CLI::App* command = parent.add_subcommand(name, help);
+  command->fallthrough();
+  command->allow_extras();
+  return command;
+}
+
+struct Commands {
+  CLI::App *get, *put, *del, *txn, *compaction, *member, *member_list, *endpoint, *status, *health;
+};
+
+Commands AddCommands(CLI::App& app, Options& o) {
+  Commands c;
+  c.get = Command(app, "get", "Gets the key or a range of keys");
+  AddGetFlags(c.get, &o.get);
+  c.put = Command(app, "put", "Puts the given key into the store");
+  AddPutFlags(c.put, &o.put);
+  c.del = Command(app, "del", "Removes the specified key or range of keys [key, range_end)");
+  AddDelFlags(c.del, &o.del);
+  c.txn = Command(app, "txn", "Txn processes all the requests in one transaction");
+  c.txn->add_flag("-i,--interactive{true}", o.txn_interactive,
+                  "Input transaction in interactive mode");
+  c.txn->add_option("args", o.txn_args);
+  c.compaction = Command(app, "compaction", "Compacts the event history in etcd");
+  c.compaction->add_flag("--physical{true}", o.physical,
+                         "'true' to wait for compaction to physically remove all old revisions");
+  c.compaction->add_option("revision", o.compaction_args);
+  c.member = Command(app, "member", "Membership related commands");
+  c.member_list = Command(*c.member, "list", "Lists all members in the cluster");
+  c.member_list->add_option("args", o.extra_args);
+  c.member->add_option("args", o.extra_args);
+  c.endpoint = Command(app, "endpoint", "Endpoint related commands");
+  c.endpoint->add_flag("--cluster{true}", o.cluster,
+                       "use all endpoints from the cluster member list");
+  c.status = Command(*c.endpoint, "status",
+                     "Prints out the status of endpoints specified in `--endpoints` flag");
+  c.health = Command(*c.endpoint, "health",
+                     "Checks the healthiness of endpoints specified in `--endpoints` flag");
+  c.status->add_option("args", o.extra_args);
+  c.health->add_option("args", o.extra_args);
+  c.endpoint->add_option("args", o.extra_args);
+  return c;
+}
+
+// The innermost command given, for help and errors.
+const CLI::App* Selected(const CLI::App& app) {
+  const CLI::App* at = &app;
+  for (;;) {
+    std::vector<const CLI::App*> parsed =
+        at->get_subcommands([](const CLI::App* s) { return s->parsed(); });
+    if (parsed.empty()) return at;
+    at = parsed.front();
+  }
+}
+
+// Words no option took: unknown flags, or at the top an unknown command.
+std::optional<int> CheckLeftovers(const CLI::App& app) {
+  std::vector<const CLI::App*> chain = {&app};
+  for (const CLI::App* at = &app; at != Selected(app);) {
+    at = at->get_subcommands([](const CLI::App* s) { return s->parsed(); }).front();
+    chain.push_back(at);
+  }
+  for (const CLI::App* at : chain) {
+    for (const std::string& word : at->remaining()) {
+      if (word == "--") continue;
+      if (absl::StartsWith(word, "-") && word.size() > 1) {
+        return FlagError(UnknownFlag(word), Selected(app));
+      }
+      if (at == &app) {
+        const std::string message =
+            absl::StrCat("unknown command ", "\"", word, "\" for \"arbiterctl\"");
+        std::cerr << "Error: " << message << "\nRun 'arbiterctl --help' for usage.\n"
+                  << "Error: " << message << "\n";
+        return kExitError;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> CheckFlags(const Options& o, const Commands& c) {
+  if (auto error = CheckGlobalFlags(o.global)) return error;
+  if (c.get->parsed()) return CheckGetFlags(o.get);
+  if (c.put->parsed()) return CheckPutFlags(o.put);
+  if (c.del->parsed()) return CheckDelFlags(o.del);
+  for (const auto& [value, name] : {std::pair{&o.txn_interactive, "--interactive"},
+                                    {&o.physical, "--physical"},
+                                    {&o.cluster, "--cluster"}}) {
+    if (!GoParseBool(*value).ok()) {
+      return absl::StrCat("invalid argument ", GoQuote(*value), " for \"", name,
+                          "\" flag: strconv.ParseBool: parsing ", GoQuote(*value),
+                          ": invalid syntax");
+    }
+  }
+  return std::nullopt;
+}
+
+int Dispatch(Options& o, const Commands& c, const CLI::App& app) {
+  Io io{std::cin, std::cout, std::cerr};
+  if (!o.endpoints.empty()) {
+    o.global.endpoints.clear();
+    for (const std::string& e : o.endpoints) {
+      o.global.endpoints.emplace_back(absl::StripAsciiWhitespace(e));
+    }
+  }
+  if (c.get->parsed()) return RunGet(o.global, o.get, io);
+  if (c.put->parsed()) return RunPut(o.global, o.put, io);
+  if (c.del->parsed()) return RunDel(o.global, o.del, io);
+  if (c.txn->parsed()) return RunTxn(o.global, FlagBool(o.txn_interactive), o.txn_args, io);
+  if (c.compaction->parsed()) {
+    return RunCompaction(o.global, FlagBool(o.physical), o.compaction_args, io);
+  }
+  if (c.member_list->parsed()) return RunMemberList(o.global, io);
+  if (c.status->parsed()) return RunEndpointStatus(o.global, FlagBool(o.cluster), io);
+  if (c.health->parsed()) return RunEndpointHealth(o.global, FlagBool(o.cluster), io);
+  // A command group without its subcommand, or nothing: the help, as
+  // etcdctl prints it.
+  std::cout << Selected(app)->help();
+  return kExitSuccess;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  ExpandPrefixes(&args);
+  CLI::App app("A command line client for Arbiter and etcd (the etcd v3 API).", "arbiterctl");
+  app.allow_extras();
+  Options o;
+  AddGlobalFlags(app, o);
+  const Commands c = AddCommands(app, o);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << Selected(app)->help();
+    return kExitSuccess;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help();
+    return kExitSuccess;
+  } catch (const CLI::ArgumentMismatch& e) {
+    return FlagError(MissingArgument(e.what()), Selected(app));
+  } catch (const CLI::ParseError& e) {
+    return FlagError(e.what(), Selected(app));
+  }
+  if (std::optional<int> code = CheckLeftovers(app)) return *code;
+  if (auto error = CheckFlags(o, c)) return FlagError(*error, Selected(app));
+  return Dispatch(o, c, app);
+}
+
+}  // namespace
+}  // namespace arbiter::cli
+
+int main(int argc, char** argv) {
+  try {
+    return arbiter::cli::Main(argc, argv);
+  } catch (const std::exception& e) {
+    // Nothing below throws by design; this only keeps a CLI11 surprise from
+    // ending in std::terminate.
+    std::cerr << "Error: " << e.what() << "\n";
+    return arbiter::cli::kExitError;
+  }
+}

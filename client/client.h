@@ -1,0 +1,103 @@
+// The C++ client of the etcd v3 API, for Arbiter and for etcd itself: the
+// KV calls, the cluster's member list, and each member's status, hash and
+// health. It holds one gRPC channel (HTTP/2 without TLS) per endpoint.
+//
+// Routing: writes (Put, DeleteRange, Txn, Compact) go to the leader, found
+// by asking each endpoint's Maintenance/Status until one answers with
+// header.member_id == leader, and remembered until a call to it fails with
+// UNAVAILABLE. Reads (Range, Status, MemberList, HashKV) go to the endpoint
+// last found working, and on UNAVAILABLE are retried on the next endpoint
+// with exponential backoff until the call's deadline. A write is sent at most
+// once: when it fails after being sent, the error is returned, because it may
+// have been applied. Before any call the chosen endpoint's channel must
+// connect; an endpoint that refuses or does not connect within the dial
+// timeout is skipped (the request has not left the process, so this is
+// safe for writes too).
+//
+// Errors: a server error comes back as an absl::Status with the gRPC code and
+// the server's message unchanged ("etcdserver: key is not provided" with
+// INVALID_ARGUMENT). When the deadline passes first the code is
+// DEADLINE_EXCEEDED.
+//
+// Thread safety: a Client is safe to use from many threads at once; calls
+// block the calling thread only.
+#ifndef ARBITER_CLIENT_CLIENT_H_
+#define ARBITER_CLIENT_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "proto/rpc.pb.h"
+
+namespace arbiter::client {
+
+struct ClientOptions {
+  // "127.0.0.1:2379" or "http://127.0.0.1:2379"; at least one.
+  std::vector<std::string> endpoints;
+  // How long a channel may take to connect before its endpoint is skipped.
+  absl::Duration dial_timeout = absl::Seconds(2);
+  // The deadline of each call, retries included.
+  absl::Duration call_timeout = absl::Seconds(5);
+  // Backoff between read retries: doubles from initial up to max.
+  absl::Duration initial_backoff = absl::Milliseconds(25);
+  absl::Duration max_backoff = absl::Milliseconds(400);
+};
+
+// "http://host:port" or "host:port" to "host:port". https and unix
+// endpoints are refused: the client speaks only cleartext HTTP/2.
+absl::StatusOr<std::string> EndpointTarget(absl::string_view endpoint);
+
+class Client {
+ public:
+  // Checks the endpoints; connects lazily, on the first call.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // KV. Range is a read; the others are writes.
+  absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& request);
+  absl::StatusOr<etcdserverpb::PutResponse> Put(const etcdserverpb::PutRequest& request);
+  absl::StatusOr<etcdserverpb::DeleteRangeResponse> DeleteRange(
+      const etcdserverpb::DeleteRangeRequest& request);
+  absl::StatusOr<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& request);
+  absl::StatusOr<etcdserverpb::CompactionResponse> Compact(
+      const etcdserverpb::CompactionRequest& request);
+
+  // Cluster-wide reads, answered by any endpoint.
+  absl::StatusOr<etcdserverpb::MemberListResponse> MemberList();
+  absl::StatusOr<etcdserverpb::StatusResponse> Status();
+  absl::StatusOr<etcdserverpb::HashKVResponse> HashKV(int64_t revision);
+
+  // One endpoint's own answers, asked once, without retries. The endpoint
+  // need not be one of the client's (etcdctl --cluster asks the members'
+  // client URLs).
+  absl::StatusOr<etcdserverpb::StatusResponse> EndpointStatus(absl::string_view endpoint);
+  absl::StatusOr<etcdserverpb::HashKVResponse> EndpointHashKV(absl::string_view endpoint,
+                                                              int64_t revision);
+  // Healthy when a linearizable Range of the key "health" succeeds (or is
+  // refused for permission, which also needs a quorum), as etcdctl 3.4
+  // decides.
+  absl::Status EndpointHealth(absl::string_view endpoint);
+
+  // The endpoint of the leader, asking the endpoints if it is not known.
+  // NOT_FOUND when no endpoint reports itself as the leader.
+  absl::StatusOr<std::string> LeaderEndpoint();
+
+  const std::vector<std::string>& endpoints() const;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace arbiter::client
+
+#endif  // ARBITER_CLIENT_CLIENT_H_
