@@ -1,0 +1,315 @@
+// The replicated key-value state machine: etcd 3.4's MVCC store and applier
+// (mvcc/ and etcdserver/apply.go) over LevelDB. A member applies committed
+// commands (serialized internalpb.Request) in log order; client reads are
+// served concurrently from other threads.
+//
+// Model: a multi-version key space. Every write command that changes keys
+// takes the next store revision (the store starts at revision 1; no-op
+// deletes and txns take none); a key's history (create revision, mod
+// revision, version, deletions) is kept in an in-memory index with
+// generations (key_index.h) and every version's KeyValue in LevelDB. Reads
+// at any revision at or above the compacted revision see the key space as it
+// was then. Leases (granted TTL, last checkpointed remaining TTL, attached
+// keys) and a member table are replicated alongside. The on-disk layout is
+// in mvcc_keys.h; docs/mvcc.md describes the semantics.
+//
+// Crash semantics (server/state_machine.h is binding): the writes of each
+// applied command and the applied index go into ONE LevelDB WriteBatch,
+// written without fsync (the raft log is synced). After a crash LevelDB
+// recovers a prefix of the batches; Open() rebuilds the index from what is
+// there and AppliedIndex() says where it stands; the member replays the
+// commands above it. A non-OK status from Apply (a failed write) leaves the
+// in-memory state ahead of the disk: the object refuses further commands and
+// the member must fail-stop and reopen.
+//
+// Determinism: Apply is a pure function of the state and the command (no
+// clocks, no randomness; a lease ID the client left 0 is derived from the log
+// index), and Options that change results (min_lease_ttl, max_txn_ops) must
+// be equal on every member.
+//
+// Thread safety: Apply, Snapshot, Restore, Hash and SetEventListener are
+// called from one thread (the member's apply thread). Every other method
+// may be called from any thread at any time. Readers never wait for a
+// LevelDB write: they hold the index lock only to look up revisions (in
+// chunks of at most kIndexChunk keys), then read values without it; Apply
+// holds the lock while it changes the index for one command.
+#ifndef ARBITER_KVSTORE_KV_STATE_MACHINE_H_
+#define ARBITER_KVSTORE_KV_STATE_MACHINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "kvstore/key_index.h"
+#include "kvstore/revision.h"
+#include "proto/internal.pb.h"
+#include "proto/kv.pb.h"
+#include "proto/rpc.pb.h"
+
+namespace leveldb {
+class Cache;
+class DB;
+class Env;
+class FilterPolicy;
+class WriteBatch;
+}  // namespace leveldb
+
+namespace arbiter::kv {
+
+// Receives the changes of each new revision, for the watch service.
+class EventListener {
+ public:
+  virtual ~EventListener() = default;
+  // Whether events should carry prev_kv. Asked on the apply thread before
+  // each write command; reading previous values costs a lookup per change.
+  virtual bool WantsPrevKv() const = 0;
+  // Called on the apply thread once the revision's batch is written (so
+  // reads at `revision` already see it), with the revision's events in
+  // order. DELETE events carry only key and mod_revision, as in etcd.
+  virtual void OnRevision(int64_t revision, std::vector<mvccpb::Event> events) = 0;
+  // The whole state was replaced by a snapshot at store revision `revision`:
+  // watchers must resynchronize from history (or be canceled if compacted).
+  virtual void OnRestore(int64_t /*revision*/) {}
+};
+
+// A lease as the state machine knows it.
+struct LeaseInfo {
+  int64_t id = 0;
+  // Granted TTL in seconds (after the minimum was applied).
+  int64_t ttl = 0;
+  // Remaining TTL recorded by the last LeaseCheckpoint; 0 if none.
+  int64_t remaining_ttl = 0;
+  // Attached keys, sorted (only when asked for).
+  std::vector<std::string> keys;
+};
+
+// The result of HashKV, as etcd's HashKVResponse.
+struct HashKvResult {
+  uint32_t hash = 0;
+  int64_t current_revision = 0;
+  int64_t compact_revision = 0;
+};
+
+// A slice of history for the watch service.
+struct EventBatch {
+  std::vector<mvccpb::Event> events;
+  // The first revision not covered yet: pass it as start_rev to continue.
+  int64_t next_revision = 0;
+};
+
+class KvStateMachine {
+ public:
+  struct Options {
+    // Not owned; nullptr means leveldb::Env::Default().
+    leveldb::Env* env = nullptr;
+    bool create_if_missing = true;
+    // Grants below this TTL (seconds) are raised to it (etcd: ceil(1.5 x
+    // election timeout), 2 s by default). Must be equal on every member.
+    int64_t min_lease_ttl = 2;
+    // The txn size limit checked again at apply. Must be equal on every
+    // member (and to what the server checks before proposing).
+    int max_txn_ops = 128;
+    // LevelDB tuning.
+    size_t block_cache_bytes = 64 << 20;
+    size_t write_buffer_bytes = 32 << 20;
+  };
+
+  // Keys whose revisions one critical section of a reader collects.
+  static constexpr size_t kIndexChunk = 1024;
+
+  // Opens (or creates) the state database in dir and rebuilds the index.
+  // Errors: DataLoss (naming the key) if the contents break the invariants
+  // of mvcc_keys.h; other codes for I/O errors.
+  static absl::StatusOr<std::unique_ptr<KvStateMachine>> Open(const std::string& dir,
+                                                              const Options& options);
+  ~KvStateMachine();
+  KvStateMachine(const KvStateMachine&) = delete;
+  KvStateMachine& operator=(const KvStateMachine&) = delete;
+
+  // ---- The StateMachine interface (apply thread) -------------------------
+
+  // Applies the serialized internalpb.Request at index and sets *result to a
+  // serialized internalpb.Response: the response, or an etcd error in
+  // error_code/error_message (a rejected command is still applied: the index
+  // advances). A non-OK status only for a storage failure (see above).
+  // REQUIRES: index > AppliedIndex().
+  absl::Status Apply(uint64_t index, absl::string_view command, std::string* result);
+  // The same for a parsed request (consumed: values are moved out of it).
+  absl::Status ApplyRequest(uint64_t index, internalpb::Request* request,
+                            internalpb::Response* response);
+
+  uint64_t AppliedIndex() const { return applied_index_.load(std::memory_order_acquire); }
+
+  // The whole state (keys with their history above the compacted revision,
+  // revisions, leases, members), not the applied index.
+  absl::StatusOr<std::string> Snapshot() const;
+  // Replaces the whole state with a snapshot's, taken at log index `index`.
+  // Errors: DataLoss if data does not parse or breaks an invariant (nothing
+  // is changed then); other codes for a failed write (fail-stop).
+  absl::Status Restore(uint64_t index, absl::string_view data);
+  // A digest of the state (not of the applied index): equal states give
+  // equal hashes on every member.
+  uint64_t Hash() const;
+
+  // The listener for new revisions; nullptr to stop. Not owned.
+  void SetEventListener(EventListener* listener) { listener_ = listener; }
+
+  // ---- Reads (any thread) -------------------------------------------------
+
+  // etcd's Range with every option. resp->header gets only the revision (the
+  // current one, even for a read at an older revision).
+  // Errors: ErrCompacted, ErrFutureRev; Internal/DataLoss if a record the
+  // index names cannot be read.
+  absl::Status Range(const etcdserverpb::RangeRequest& r, etcdserverpb::RangeResponse* resp) const;
+  // A txn whose ops are all Ranges (IsReadOnlyTxn), evaluated at one
+  // revision without the log. Errors as Range. REQUIRES: IsReadOnlyTxn(r).
+  absl::Status ReadTxn(const etcdserverpb::TxnRequest& r, etcdserverpb::TxnResponse* resp) const;
+
+  int64_t CurrentRevision() const;
+  // -1 until the first compaction (as etcd).
+  int64_t CompactRevision() const;
+  // etcd's HashKV: CRC32-Castagnoli of the records up to rev (0 = current)
+  // that a compaction at rev would keep. Errors: ErrCompacted, ErrFutureRev.
+  absl::StatusOr<HashKvResult> HashKv(int64_t rev) const;
+  // Approximate bytes on disk.
+  int64_t DbSize() const;
+
+  // Every lease, by ID (without keys).
+  std::vector<LeaseInfo> Leases() const;
+  // One lease, with its keys if with_keys; nullopt if it does not exist.
+  std::optional<LeaseInfo> GetLease(int64_t id, bool with_keys) const;
+  // The member table, by ID, removed members included (marked removed).
+  std::vector<internalpb::MemberAttributes> Members() const;
+
+  // The events of revisions [start_rev, end_rev] (end_rev 0 = current) for
+  // keys in [key, range_end) (etcd's range rules), oldest first, with
+  // prev_kv if asked. Stops after the revision at which max_events is
+  // reached (whole revisions only; 0 = no limit). Errors: ErrCompacted if
+  // start_rev is below the compacted revision. Events at exactly the
+  // compacted revision are what compaction kept (as in etcd, the deletions
+  // of that revision are gone).
+  absl::StatusOr<EventBatch> ReadEvents(absl::string_view key, absl::string_view range_end,
+                                        int64_t start_rev, int64_t end_rev, bool prev_kv,
+                                        size_t max_events) const;
+
+ private:
+  class ApplyTxn;
+  class IndexReader;
+  struct LeaseState {
+    int64_t ttl = 0;
+    int64_t remaining_ttl = 0;
+    absl::btree_set<std::string> keys;
+  };
+  // Everything rebuilt from the database (or a snapshot) in one piece.
+  struct State {
+    absl::btree_map<std::string, KeyIndex> index;
+    int64_t current_rev = 1;
+    int64_t compact_rev = -1;
+    absl::flat_hash_map<int64_t, LeaseState> leases;
+    absl::flat_hash_map<std::string, int64_t> key_lease;
+    absl::btree_map<uint64_t, internalpb::MemberAttributes> members;
+  };
+
+  KvStateMachine(const Options& options, std::unique_ptr<leveldb::Cache> cache,
+                 std::unique_ptr<const leveldb::FilterPolicy> filter,
+                 std::unique_ptr<leveldb::DB> db);
+
+  // Records a command that does not parse: an error result, index advanced.
+  absl::Status ApplyRejected(uint64_t index, internalpb::Response* resp);
+  // Dispatches one command. Returns an etcd error (answered, nothing
+  // written but the applied index) or a fatal one (IsFatal: fail-stop).
+  absl::Status Dispatch(uint64_t index, internalpb::Request* req, ApplyTxn* txn,
+                        internalpb::Response* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // top_level: a Put command (its lease is checked here; a txn checks its
+  // puts' leases before any op runs).
+  absl::Status ApplyPut(etcdserverpb::PutRequest* r, ApplyTxn* txn, bool top_level,
+                        etcdserverpb::PutResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyDeleteRange(const etcdserverpb::DeleteRangeRequest& r, ApplyTxn* txn,
+                                etcdserverpb::DeleteRangeResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyTxnRequest(etcdserverpb::TxnRequest* r, ApplyTxn* txn,
+                               etcdserverpb::TxnResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyTxnOps(etcdserverpb::TxnRequest* r, const std::vector<bool>& path, size_t* pos,
+                           ApplyTxn* txn, etcdserverpb::TxnResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyCompaction(const etcdserverpb::CompactionRequest& r, ApplyTxn* txn,
+                               etcdserverpb::CompactionResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyLeaseGrant(uint64_t index, const etcdserverpb::LeaseGrantRequest& r,
+                               ApplyTxn* txn, etcdserverpb::LeaseGrantResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyLeaseRevoke(const etcdserverpb::LeaseRevokeRequest& r, ApplyTxn* txn,
+                                etcdserverpb::LeaseRevokeResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyLeaseCheckpoint(const etcdserverpb::LeaseCheckpointRequest& r, ApplyTxn* txn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyMember(const internalpb::MemberAttributes& m, ApplyTxn* txn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Writes the batch of a command with the applied index, publishes its
+  // revision and tells the listener.
+  absl::Status Commit(uint64_t index, ApplyTxn* txn);
+  absl::Status Write(leveldb::WriteBatch* batch);
+
+  // The value of a stored revision, read without the index lock.
+  absl::Status ReadRecord(Revision rev, std::string* scratch_key, mvccpb::KeyValue* kv) const;
+  absl::StatusOr<EventBatch> ReadEventsOnce(absl::string_view key, absl::string_view range_end,
+                                            int64_t start_rev, int64_t end_rev, bool prev_kv,
+                                            size_t max_events, int64_t* min_lookup) const;
+  // Runs read (at most a few times) until no Restore overlapped it.
+  template <typename F>
+  absl::Status RetryOnRestore(F read) const;
+
+  // Loads a State from (key, value) records in key order (from the database
+  // or a snapshot). Errors: DataLoss naming the offending key.
+  template <typename Records>
+  static absl::Status LoadState(Records& records, State* state);
+  void InstallState(State state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  // Declared before db_ so that they outlive it.
+  std::unique_ptr<leveldb::Cache> cache_;
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;
+  std::unique_ptr<leveldb::DB> db_;
+
+  // Guards the in-memory state that readers share with the apply thread.
+  mutable absl::Mutex mu_;
+  // Key -> history. Keys whose history compaction emptied are removed.
+  absl::btree_map<std::string, KeyIndex> index_ ABSL_GUARDED_BY(mu_);
+  // The published revision: every record at or below it is written.
+  // While Apply runs, index_ may hold revisions above it (not yet written).
+  int64_t current_rev_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t compact_rev_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::flat_hash_map<int64_t, LeaseState> leases_ ABSL_GUARDED_BY(mu_);
+  // Live keys attached to a lease -> the lease (keys without one are absent).
+  absl::flat_hash_map<std::string, int64_t> key_lease_ ABSL_GUARDED_BY(mu_);
+  absl::btree_map<uint64_t, internalpb::MemberAttributes> members_ ABSL_GUARDED_BY(mu_);
+
+  // Lock-free copies for the checks readers make after reading values: a
+  // compaction (or Restore) stores them BEFORE its batch deletes anything, so
+  // a reader that loads them after its reads sees any change that could have
+  // removed a record it needed.
+  std::atomic<int64_t> compact_rev_seen_{-1};
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<uint64_t> applied_index_{0};
+
+  // Apply thread only.
+  EventListener* listener_ = nullptr;
+  // Set after a failed write: the in-memory state is ahead of the disk.
+  absl::Status failed_;
+};
+
+}  // namespace arbiter::kv
+
+#endif  // ARBITER_KVSTORE_KV_STATE_MACHINE_H_
