@@ -21,6 +21,9 @@ class NoStore final : public StoreInfo {
  public:
   int64_t CurrentRevision() const override { return 0; }
   int64_t DbSize() const override { return 0; }
+  absl::Status HashKv(int64_t, uint32_t*, int64_t*) const override {
+    return absl::UnimplementedError("this member's state machine keeps no key-value history");
+  }
 };
 
 absl::Status MakeDir(const std::string& dir) {
@@ -150,13 +153,13 @@ absl::Status ArbiterServer::StartClientServer() {
   // etcd receives requests up to 1.5 MiB + 512 KiB and sends without limit.
   b.SetMaxReceiveMessageSize(2 * 1024 * 1024);
   b.SetMaxSendMessageSize(-1);
-  const StoreInfo* store = options_.store_info;
-  if (store == nullptr) {
+  store_info_ = dynamic_cast<const StoreInfo*>(sm_);
+  if (store_info_ == nullptr) {
     no_store_ = std::make_unique<NoStore>();
-    store = no_store_.get();
+    store_info_ = no_store_.get();
   }
-  services_.push_back(std::make_unique<MaintenanceService>(this, store));
-  services_.push_back(std::make_unique<ClusterService>(this, store));
+  services_.push_back(std::make_unique<MaintenanceService>(this, store_info_));
+  services_.push_back(std::make_unique<ClusterService>(this, store_info_));
   for (auto& svc : services_) b.RegisterService(svc.get());
   if (options_.register_client_services) options_.register_client_services(this, &b);
   client_server_ = b.BuildAndStart();

@@ -43,10 +43,9 @@ struct ServerOptions {
   // Creates the state machine; state_dir is <data-dir>/member/state (created).
   std::function<absl::StatusOr<std::unique_ptr<StateMachine>>(const std::string& state_dir)>
       make_state_machine;
-  // What Maintenance.Status and response headers report of the store. Not
-  // owned; nullptr for a state machine without revisions (tests): revision
-  // and size are reported as 0.
-  const StoreInfo* store_info = nullptr;
+  // What Maintenance.Status and response headers report of the store comes
+  // from the state machine if it also implements StoreInfo; otherwise (test
+  // state machines, without revisions) revision and size are reported as 0.
   // Registers further client-facing gRPC services on the client port, once
   // the member runs. The server itself always serves etcd's Maintenance and
   // Cluster services and gRPC health.
@@ -74,6 +73,7 @@ class ArbiterServer {
 
   Member* member() { return member_.get(); }
   StateMachine* state_machine() { return sm_; }
+  const StoreInfo* store_info() const { return store_info_; }
   const MemberIdentity& identity() const { return identity_; }
   const ServerConfig& config() const { return options_.config; }
   PeerTransport* transport() { return transport_.get(); }
@@ -96,6 +96,7 @@ class ArbiterServer {
   std::unique_ptr<Member> member_;
   // Owned by member_.
   StateMachine* sm_ = nullptr;
+  const StoreInfo* store_info_ = nullptr;
   bool stopped_ = false;
 };
 

@@ -17,8 +17,10 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
+#include "kvstore/kv_state_machine.h"
 #include "server/arbiter_server.h"
-#include "server/test_state_machine.h"
+#include "server/kv_adapter.h"
+#include "server/kv_service.h"
 
 namespace {
 
@@ -84,9 +86,25 @@ int main(int argc, char** argv) {
   arbiter::server::ServerOptions options;
   options.config = *config;
   options.logger = arbiter::raft::StderrLogger(arbiter::raft::LogLevel::kInfo);
-  options.make_state_machine =
-      [](const std::string&) -> absl::StatusOr<std::unique_ptr<arbiter::server::StateMachine>> {
-    return std::make_unique<arbiter::server::TestStateMachine>();
+  // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to seconds.
+  const int64_t min_lease_ttl = (3 * int64_t{config->election_timeout_ms} + 1999) / 2000;
+  options.make_state_machine = [min_lease_ttl](const std::string& dir)
+      -> absl::StatusOr<std::unique_ptr<arbiter::server::StateMachine>> {
+    arbiter::kv::KvStateMachine::Options ko;
+    ko.min_lease_ttl = min_lease_ttl;
+    auto kv = arbiter::kv::KvStateMachine::Open(dir, ko);
+    if (!kv.ok()) return kv.status();
+    return std::make_unique<arbiter::server::KvAdapter>(std::move(*kv));
+  };
+  // etcd's request timeout: 5 s plus two election timeouts.
+  const absl::Duration request_timeout =
+      absl::Seconds(5) + absl::Milliseconds(2 * int64_t{config->election_timeout_ms});
+  std::unique_ptr<grpc::Service> kv_service;
+  options.register_client_services = [&](arbiter::server::ArbiterServer* s,
+                                         grpc::ServerBuilder* b) {
+    auto* adapter = static_cast<arbiter::server::KvAdapter*>(s->state_machine());
+    kv_service = std::make_unique<arbiter::server::KvService>(s, adapter->kv(), request_timeout);
+    b->RegisterService(kv_service.get());
   };
   options.on_fatal = [](const absl::Status& s) {
     // Fail-stop: what was acknowledged is durable; the rest is unknown, so

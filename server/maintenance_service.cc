@@ -58,6 +58,19 @@ grpc::Status MaintenanceService::MoveLeader(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status MaintenanceService::HashKV(grpc::ServerContext*,
+                                        const etcdserverpb::HashKVRequest* req,
+                                        etcdserverpb::HashKVResponse* resp) {
+  uint32_t hash = 0;
+  int64_t compact = 0;
+  absl::Status s = store_->HashKv(req->revision(), &hash, &compact);
+  if (!s.ok()) return etcd::FromStatus(s);
+  FillHeader(server_, store_, resp->mutable_header());
+  resp->set_hash(hash);
+  resp->set_compact_revision(compact);
+  return grpc::Status::OK;
+}
+
 grpc::Status MaintenanceService::Alarm(grpc::ServerContext*, const etcdserverpb::AlarmRequest*,
                                        etcdserverpb::AlarmResponse*) {
   // No alarm is ever raised yet; etcd's AlarmResponse carries no header.

@@ -1,6 +1,7 @@
 // etcdserverpb.Maintenance and etcdserverpb.Cluster on the client port, as
-// far as they describe the member and the cluster: Status, MoveLeader,
-// Alarm (no alarms are raised yet, so GET answers none) and MemberList.
+// far as they describe the member and the cluster: Status, HashKV,
+// MoveLeader, Alarm (no alarms are raised yet, so GET answers none) and
+// MemberList.
 // Methods not served answer UNIMPLEMENTED naming the method.
 //
 // Thread safety: gRPC calls the handlers from many threads; they read the
@@ -32,6 +33,8 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
                       etcdserverpb::StatusResponse* resp) override;
   grpc::Status MoveLeader(grpc::ServerContext* ctx, const etcdserverpb::MoveLeaderRequest* req,
                           etcdserverpb::MoveLeaderResponse* resp) override;
+  grpc::Status HashKV(grpc::ServerContext* ctx, const etcdserverpb::HashKVRequest* req,
+                      etcdserverpb::HashKVResponse* resp) override;
   grpc::Status Alarm(grpc::ServerContext* ctx, const etcdserverpb::AlarmRequest* req,
                      etcdserverpb::AlarmResponse* resp) override;
 

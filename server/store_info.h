@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+
 namespace arbiter::server {
 
 class StoreInfo {
@@ -16,6 +18,10 @@ class StoreInfo {
   virtual int64_t CurrentRevision() const = 0;
   // Bytes the store occupies on disk.
   virtual int64_t DbSize() const = 0;
+  // etcd's HashKV at rev (0: current): a digest of the key-value history up
+  // to rev that members agree on. Errors: etcd's ErrCompacted and
+  // ErrFutureRev; Unimplemented for a store without revisions.
+  virtual absl::Status HashKv(int64_t rev, uint32_t* hash, int64_t* compact_revision) const = 0;
 };
 
 }  // namespace arbiter::server

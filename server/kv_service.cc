@@ -1,0 +1,126 @@
+#include "server/kv_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "kvstore/kv_validate.h"
+#include "server/etcd_errors.h"
+
+namespace arbiter::server {
+
+grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("hasleader");
+  if (it == md.end() || it->second != "true") return grpc::Status::OK;
+  if (member->Status().leader == 0) return etcd::ErrNoLeader();
+  return grpc::Status::OK;
+}
+
+absl::Time RequestDeadline(const grpc::ServerContext* ctx, absl::Duration server_timeout) {
+  return std::min(absl::FromChrono(ctx->deadline()), absl::Now() + server_timeout);
+}
+
+void KvService::FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision) {
+  h->set_cluster_id(server_->identity().cluster_id);
+  h->set_member_id(server_->identity().member_id);
+  h->set_raft_term(server_->member()->Status().term);
+  h->set_revision(revision);
+}
+
+grpc::Status KvService::WaitReadable(const grpc::ServerContext* ctx) {
+  absl::Status s = server_->member()->ReadIndex(RequestDeadline(ctx, timeout_));
+  return etcd::FromMemberError(s);
+}
+
+grpc::Status KvService::ProposeAndWait(const grpc::ServerContext* ctx, internalpb::Request* req,
+                                       internalpb::Response* resp) {
+  req->set_leader_time_ms(absl::ToUnixMillis(absl::Now()));
+  std::string cmd = req->SerializeAsString();
+  if (cmd.size() > kMaxRequestBytes) return etcd::ErrRequestTooLarge();
+  auto result = server_->member()->Propose(std::move(cmd), RequestDeadline(ctx, timeout_));
+  if (!result.ok()) return etcd::FromMemberError(result.status());
+  if (!resp->ParseFromString(*result)) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "malformed state machine response");
+  }
+  if (resp->error_code() != 0) {
+    return grpc::Status(static_cast<grpc::StatusCode>(resp->error_code()), resp->error_message());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
+                              etcdserverpb::RangeResponse* resp) {
+  if (absl::Status s = kv::ValidateRange(*req); !s.ok()) return etcd::FromStatus(s);
+  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
+  if (!req->serializable()) {
+    if (grpc::Status s = WaitReadable(ctx); !s.ok()) return s;
+  }
+  if (absl::Status s = kv_->Range(*req, resp); !s.ok()) return etcd::FromStatus(s);
+  FillHeader(resp->mutable_header(), resp->header().revision());
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
+                            etcdserverpb::PutResponse* resp) {
+  if (absl::Status s = kv::ValidatePut(*req); !s.ok()) return etcd::FromStatus(s);
+  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
+  internalpb::Request r;
+  *r.mutable_put() = *req;
+  internalpb::Response out;
+  if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+  resp->Swap(out.mutable_put());
+  FillHeader(resp->mutable_header(), resp->header().revision());
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::DeleteRange(grpc::ServerContext* ctx,
+                                    const etcdserverpb::DeleteRangeRequest* req,
+                                    etcdserverpb::DeleteRangeResponse* resp) {
+  if (absl::Status s = kv::ValidateDeleteRange(*req); !s.ok()) return etcd::FromStatus(s);
+  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
+  internalpb::Request r;
+  *r.mutable_delete_range() = *req;
+  internalpb::Response out;
+  if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+  resp->Swap(out.mutable_delete_range());
+  FillHeader(resp->mutable_header(), resp->header().revision());
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
+                            etcdserverpb::TxnResponse* resp) {
+  if (absl::Status s = kv::ValidateTxn(*req); !s.ok()) return etcd::FromStatus(s);
+  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
+  if (kv::IsReadOnlyTxn(*req)) {
+    // etcd serves a read-only txn linearizably unless every range in it is
+    // serializable; we always confirm, which is never weaker.
+    if (grpc::Status s = WaitReadable(ctx); !s.ok()) return s;
+    if (absl::Status s = kv_->ReadTxn(*req, resp); !s.ok()) return etcd::FromStatus(s);
+  } else {
+    internalpb::Request r;
+    *r.mutable_txn() = *req;
+    internalpb::Response out;
+    if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+    resp->Swap(out.mutable_txn());
+  }
+  FillHeader(resp->mutable_header(), resp->header().revision());
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::Compact(grpc::ServerContext* ctx,
+                                const etcdserverpb::CompactionRequest* req,
+                                etcdserverpb::CompactionResponse* resp) {
+  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
+  internalpb::Request r;
+  *r.mutable_compaction() = *req;
+  internalpb::Response out;
+  // Compaction is applied (old revisions removed) in the command's own
+  // batch, so physical=true needs no further wait.
+  if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+  resp->Swap(out.mutable_compaction());
+  FillHeader(resp->mutable_header(), resp->header().revision());
+  return grpc::Status::OK;
+}
+
+}  // namespace arbiter::server
