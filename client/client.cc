@@ -73,12 +73,18 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Dial(absl::string_view name) {
 }
 
 // Waits until the channel is connected. False when it fails to connect or
-// the deadline passes first; no request has been sent then.
+// the deadline passes first; no request has been sent then. A channel that
+// failed to connect is given a short while to start its next attempt: gRPC
+// reconnects (after its backoff) only while someone watches the channel.
 bool WaitConnected(grpc::Channel& channel, absl::Time deadline) {
   grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
   while (state != GRPC_CHANNEL_READY) {
-    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) return false;
-    if (!channel.WaitForStateChange(state, absl::ToChronoTime(deadline))) return false;
+    if (state == GRPC_CHANNEL_SHUTDOWN) return false;
+    absl::Time until = deadline;
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      until = std::min(deadline, absl::Now() + absl::Milliseconds(50));
+    }
+    if (!channel.WaitForStateChange(state, absl::ToChronoTime(until))) return false;
     state = channel.GetState(/*try_to_connect=*/true);
   }
   return true;

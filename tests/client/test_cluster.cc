@@ -1,0 +1,154 @@
+#include "tests/client/test_cluster.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/client.h"
+#include "tests/client/process.h"
+
+namespace arbiter::testing {
+namespace {
+
+constexpr char kEtcd[] = "/usr/bin/etcd";
+
+class EtcdCluster : public TestCluster {
+ public:
+  explicit EtcdCluster(int size) : dir_(MakeTempDir("etcd")), processes_(size) {
+    for (int i = 0; i < size; ++i) {
+      TestMember m;
+      m.name = absl::StrCat("m", i + 1);
+      m.client_endpoint = absl::StrCat("127.0.0.1:", PickFreePort());
+      m.peer_url = absl::StrCat("http://127.0.0.1:", PickFreePort());
+      members_.push_back(m);
+    }
+  }
+  ~EtcdCluster() override {
+    for (ChildProcess& p : processes_) p.Stop();
+    RemoveTree(dir_);
+  }
+
+  const std::vector<TestMember>& members() const override { return members_; }
+  uint64_t cluster_id() const override { return cluster_id_; }
+
+  absl::Status StartAll() {
+    for (size_t i = 0; i < members_.size(); ++i) {
+      if (absl::Status s = StartMember(i, /*fresh=*/true); !s.ok()) return s;
+    }
+    if (absl::Status s = WaitReady(); !s.ok()) return s;
+    return LearnIds();
+  }
+
+  void KillMember(size_t index) override { processes_[index].Kill(); }
+  absl::Status RestartMember(size_t index) override { return StartMember(index, false); }
+
+  absl::Status WaitReady() override {
+    std::vector<std::string> running;
+    for (size_t i = 0; i < members_.size(); ++i) {
+      if (processes_[i].running()) running.push_back(members_[i].client_endpoint);
+    }
+    client::ClientOptions options;
+    options.endpoints = running;
+    options.call_timeout = absl::Seconds(1);
+    absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Create(options);
+    if (!client.ok()) return client.status();
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    absl::Status last;
+    while (absl::Now() < deadline) {
+      last = absl::OkStatus();
+      for (const std::string& endpoint : running) {
+        absl::StatusOr<etcdserverpb::StatusResponse> status = (*client)->EndpointStatus(endpoint);
+        if (!status.ok()) {
+          last = status.status();
+        } else if (status->leader() == 0) {
+          last = absl::UnavailableError(absl::StrCat(endpoint, " has no leader"));
+        } else if (absl::Status health = (*client)->EndpointHealth(endpoint); !health.ok()) {
+          last = health;
+        }
+        if (!last.ok()) break;
+      }
+      if (last.ok()) return absl::OkStatus();
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return absl::DeadlineExceededError(
+        absl::StrCat("etcd cluster not ready (logs in ", dir_, "): ", last.message()));
+  }
+
+ private:
+  absl::Status StartMember(size_t i, bool fresh) {
+    std::vector<std::string> cluster;
+    for (const TestMember& m : members_) cluster.push_back(absl::StrCat(m.name, "=", m.peer_url));
+    const TestMember& m = members_[i];
+    const std::string client_url = absl::StrCat("http://", m.client_endpoint);
+    std::vector<std::string> argv = {kEtcd,
+                                     "--name",
+                                     m.name,
+                                     "--data-dir",
+                                     absl::StrCat(dir_, "/", m.name),
+                                     "--listen-client-urls",
+                                     client_url,
+                                     "--advertise-client-urls",
+                                     client_url,
+                                     "--listen-peer-urls",
+                                     m.peer_url,
+                                     "--initial-advertise-peer-urls",
+                                     m.peer_url,
+                                     "--initial-cluster",
+                                     absl::StrJoin(cluster, ","),
+                                     "--initial-cluster-state",
+                                     fresh ? "new" : "existing",
+                                     "--initial-cluster-token",
+                                     "arbiter-client-test",
+                                     "--heartbeat-interval",
+                                     "50",
+                                     "--election-timeout",
+                                     "500"};
+    return processes_[i].Start(argv, absl::StrCat(dir_, "/", m.name, ".log"));
+  }
+
+  absl::Status LearnIds() {
+    client::ClientOptions options;
+    options.endpoints = ClientEndpoints();
+    absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Create(options);
+    if (!client.ok()) return client.status();
+    absl::StatusOr<etcdserverpb::MemberListResponse> list = (*client)->MemberList();
+    if (!list.ok()) return list.status();
+    cluster_id_ = list->header().cluster_id();
+    for (const etcdserverpb::Member& member : list->members()) {
+      for (TestMember& m : members_) {
+        if (m.name == member.name()) m.id = member.id();
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string dir_;
+  std::vector<TestMember> members_;
+  std::vector<ChildProcess> processes_;
+  uint64_t cluster_id_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::string> TestCluster::ClientEndpoints() const {
+  std::vector<std::string> out;
+  for (const TestMember& m : members()) out.push_back(m.client_endpoint);
+  return out;
+}
+
+ClusterKind EtcdClusterKind() {
+  ClusterKind kind;
+  kind.name = "etcd";
+  if (access(kEtcd, X_OK) != 0) kind.unavailable_reason = "etcd 3.4 is not installed";
+  kind.start = [](int size) -> absl::StatusOr<std::unique_ptr<TestCluster>> {
+    auto cluster = std::make_unique<EtcdCluster>(size);
+    if (absl::Status s = cluster->StartAll(); !s.ok()) return s;
+    return cluster;
+  };
+  return kind;
+}
+
+}  // namespace arbiter::testing
