@@ -300,27 +300,42 @@ absl::Status KvStateMachine::ApplyTxnRequest(etcdserverpb::TxnRequest* r, ApplyT
   // any op runs (etcd evaluates them on a read view first).
   std::vector<bool> path;
   KV_RETURN_IF_ERROR(internal::ComputeTxnPath(txn, *r, &path));
-  if (!IsReadOnlyTxn(*r)) {
-    size_t pos = 0;
-    KV_RETURN_IF_ERROR(
-        internal::ForEachChosenOp(*r, path, &pos, [&](const etcdserverpb::RequestOp& op) {
-          if (!op.has_request_put()) return absl::OkStatus();
-          const etcdserverpb::PutRequest& p = op.request_put();
-          if (p.ignore_value() || p.ignore_lease()) {
-            mvccpb::KeyValue kv;
-            absl::StatusOr<bool> got = txn->Get(p.key(), &kv);
-            if (!got.ok()) return got.status();
-            if (!*got) return ErrKeyNotFound();
-          }
-          if (p.lease() != 0 && !leases_.contains(p.lease())) return ErrLeaseNotFound();
-          return absl::OkStatus();
-        }));
-  }
+  if (!IsReadOnlyTxn(*r)) KV_RETURN_IF_ERROR(CheckTxnPuts(*r, path, txn));
   KV_RETURN_IF_ERROR(internal::CheckTxnRanges(*txn, *r, path));
   size_t pos = 0;
   KV_RETURN_IF_ERROR(ApplyTxnOps(r, path, &pos, txn, resp));
   resp->mutable_header()->set_revision(txn->rev());
   return absl::OkStatus();
+}
+
+absl::Status KvStateMachine::CheckTxnPuts(const etcdserverpb::TxnRequest& r,
+                                          const std::vector<bool>& path, ApplyTxn* txn) {
+  // Deletes that run before a put: etcd lets a delete to the end of the key
+  // space ("\0") and a put of a key in it share a branch, and then panics
+  // if that put keeps the old value or lease of a key the delete removed.
+  // Refusing the txn up front answers every member the same instead.
+  std::vector<internal::KeyRange> earlier_deletes;
+  size_t pos = 0;
+  return internal::ForEachChosenOp(r, path, &pos, [&](const etcdserverpb::RequestOp& op) {
+    if (op.has_request_delete_range()) {
+      const etcdserverpb::DeleteRangeRequest& d = op.request_delete_range();
+      earlier_deletes.push_back(internal::MakeKeyRange(d.key(), d.range_end()));
+      return absl::OkStatus();
+    }
+    if (!op.has_request_put()) return absl::OkStatus();
+    const etcdserverpb::PutRequest& p = op.request_put();
+    if (p.ignore_value() || p.ignore_lease()) {
+      mvccpb::KeyValue kv;
+      absl::StatusOr<bool> got = txn->Get(p.key(), &kv);
+      if (!got.ok()) return got.status();
+      if (!*got) return ErrKeyNotFound();
+      for (const internal::KeyRange& d : earlier_deletes) {
+        if (d.Contains(p.key())) return ErrKeyNotFound();
+      }
+    }
+    if (p.lease() != 0 && !leases_.contains(p.lease())) return ErrLeaseNotFound();
+    return absl::OkStatus();
+  });
 }
 
 absl::Status KvStateMachine::ApplyTxnOps(etcdserverpb::TxnRequest* r, const std::vector<bool>& path,

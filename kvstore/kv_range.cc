@@ -5,6 +5,7 @@
 
 #include "kvstore/kv_errors.h"
 #include "kvstore/kv_internal.h"
+#include "kvstore/mvcc_mutants.h"
 
 namespace arbiter::kv::internal {
 namespace {
@@ -169,6 +170,9 @@ absl::Status RangeOn(ReadSource* src, const RangeRequest& r, etcdserverpb::Range
           src->Collect(MakeKeyRange(r.key(), r.range_end()), rev, fetch, &revs, &count);
       !s.ok()) {
     return s;
+  }
+  if (ARBITER_MUTANT_COUNT_HONOURS_LIMIT && r.limit() > 0 && count > r.limit()) {
+    count = r.limit();
   }
   resp->mutable_header()->set_revision(cur);
   // The count is taken before the limit and the filters, as etcd's.

@@ -240,6 +240,9 @@ class KvStateMachine {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ApplyTxnRequest(etcdserverpb::TxnRequest* r, ApplyTxn* txn,
                                etcdserverpb::TxnResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // etcd's checkRequestPut over the chosen ops, before any op runs.
+  absl::Status CheckTxnPuts(const etcdserverpb::TxnRequest& r, const std::vector<bool>& path,
+                            ApplyTxn* txn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ApplyTxnOps(etcdserverpb::TxnRequest* r, const std::vector<bool>& path, size_t* pos,
                            ApplyTxn* txn, etcdserverpb::TxnResponse* resp)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

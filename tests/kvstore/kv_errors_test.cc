@@ -83,6 +83,17 @@ TEST(KvErrorsTest, KeyNotFound) {
   t.mutable_txn()->mutable_success(1)->mutable_request_put()->set_ignore_value(true);
   ExpectApplyError(&h, t, kInvalid, msg);
   EXPECT_EQ(h.Get("first").count(), 0);
+  // A delete to the end of the key space escapes the duplicate check, so a
+  // put that keeps the value of a key it deleted reaches apply (etcd 3.4
+  // panics there); the txn is refused before it writes anything.
+  h.Apply(PutReq("kept", "v"));
+  internalpb::Request escape;
+  *escape.mutable_txn()->add_success() = DelOp("k", std::string(1, '\0'));
+  *escape.mutable_txn()->add_success() = PutOp("kept", "");
+  escape.mutable_txn()->mutable_success(1)->mutable_request_put()->set_ignore_value(true);
+  EXPECT_TRUE(ValidateRequest(escape).ok());
+  ExpectApplyError(&h, escape, kInvalid, msg);
+  EXPECT_EQ(h.Get("kept").count(), 1);
   // An empty op in a txn is reported the same way by etcd.
   etcdserverpb::TxnRequest empty_op;
   empty_op.add_success();

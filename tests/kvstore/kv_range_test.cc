@@ -158,6 +158,25 @@ TEST_F(KvRangeTest, SortByEachTarget) {
   }
 }
 
+// etcd 3.4 (checked against the etcd binary): with sort_order NONE, a target
+// other than KEY sorts ascending, but the limit is taken in key order first
+// (one extra pair is read), so `etcdctl get a z --sort-by=CREATE --limit=1`
+// answers "a", and with --order=ASCEND "c".
+TEST_F(KvRangeTest, SortOrderNoneTakesTheLimitInKeyOrder) {
+  RangeRequest r;
+  r.set_sort_target(RangeRequest::CREATE);
+  r.set_limit(1);
+  etcdserverpb::RangeResponse got = All(r);
+  EXPECT_EQ(Keys(got), std::vector<std::string>({"a"}));
+  EXPECT_TRUE(got.more());
+  EXPECT_EQ(got.count(), 5);
+  r.set_sort_order(RangeRequest::ASCEND);
+  EXPECT_EQ(Keys(All(r)), std::vector<std::string>({"c"}));
+  r.set_limit(2);
+  r.set_sort_order(RangeRequest::NONE);
+  EXPECT_EQ(Keys(All(r)), std::vector<std::string>({"c", "a"}));
+}
+
 TEST_F(KvRangeTest, LimitAppliesAfterSorting) {
   RangeRequest r;
   r.set_sort_target(RangeRequest::CREATE);
