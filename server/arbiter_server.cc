@@ -9,6 +9,7 @@
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/maintenance_service.h"
+#include "server/unimplemented_service.h"
 
 namespace arbiter::server {
 namespace {
@@ -24,6 +25,7 @@ class NoStore final : public StoreInfo {
   absl::Status HashKv(int64_t, uint32_t*, int64_t*) const override {
     return absl::UnimplementedError("this member's state machine keeps no key-value history");
   }
+  std::vector<internalpb::MemberAttributes> Members() const override { return {}; }
 };
 
 absl::Status MakeDir(const std::string& dir) {
@@ -162,6 +164,8 @@ absl::Status ArbiterServer::StartClientServer() {
   services_.push_back(std::make_unique<ClusterService>(this, store_info_));
   for (auto& svc : services_) b.RegisterService(svc.get());
   if (options_.register_client_services) options_.register_client_services(this, &b);
+  unimplemented_ = std::make_unique<UnimplementedService>();
+  b.RegisterCallbackGenericService(unimplemented_.get());
   client_server_ = b.BuildAndStart();
   for (size_t i = 0; i < ports.size(); ++i) {
     if (client_server_ == nullptr || ports[i] == 0) {

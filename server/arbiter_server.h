@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "raft/logger.h"
 #include "server/config.h"
@@ -93,6 +94,7 @@ class ArbiterServer {
   std::unique_ptr<grpc::Server> client_server_;
   std::unique_ptr<StoreInfo> no_store_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
+  std::unique_ptr<grpc::CallbackGenericService> unimplemented_;
   std::unique_ptr<Member> member_;
   // Owned by member_.
   StateMachine* sm_ = nullptr;

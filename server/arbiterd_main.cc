@@ -17,10 +17,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
-#include "kvstore/kv_state_machine.h"
-#include "server/arbiter_server.h"
-#include "server/kv_adapter.h"
-#include "server/kv_service.h"
+#include "server/etcd_server.h"
 
 namespace {
 
@@ -83,41 +80,21 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  arbiter::server::ServerOptions options;
+  arbiter::server::EtcdServerOptions options;
   options.config = *config;
   options.logger = arbiter::raft::StderrLogger(arbiter::raft::LogLevel::kInfo);
-  // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to seconds.
-  const int64_t min_lease_ttl = (3 * int64_t{config->election_timeout_ms} + 1999) / 2000;
-  options.make_state_machine = [min_lease_ttl](const std::string& dir)
-      -> absl::StatusOr<std::unique_ptr<arbiter::server::StateMachine>> {
-    arbiter::kv::KvStateMachine::Options ko;
-    ko.min_lease_ttl = min_lease_ttl;
-    auto kv = arbiter::kv::KvStateMachine::Open(dir, ko);
-    if (!kv.ok()) return kv.status();
-    return std::make_unique<arbiter::server::KvAdapter>(std::move(*kv));
-  };
-  // etcd's request timeout: 5 s plus two election timeouts.
-  const absl::Duration request_timeout =
-      absl::Seconds(5) + absl::Milliseconds(2 * int64_t{config->election_timeout_ms});
-  std::unique_ptr<grpc::Service> kv_service;
-  options.register_client_services = [&](arbiter::server::ArbiterServer* s,
-                                         grpc::ServerBuilder* b) {
-    auto* adapter = static_cast<arbiter::server::KvAdapter*>(s->state_machine());
-    kv_service = std::make_unique<arbiter::server::KvService>(s, adapter->kv(), request_timeout);
-    b->RegisterService(kv_service.get());
-  };
   options.on_fatal = [](const absl::Status& s) {
     // Fail-stop: what was acknowledged is durable; the rest is unknown, so
     // the process must not go on.
     std::fprintf(stderr, "arbiterd: fatal: %s\n", std::string(s.message()).c_str());
     std::_Exit(1);
   };
-  auto server = arbiter::server::ArbiterServer::Start(std::move(options));
+  auto server = arbiter::server::EtcdServer::Start(std::move(options));
   if (!server.ok()) {
     const int code = absl::IsInvalidArgument(server.status()) ? 2 : 1;
     return Fail(code, std::string(server.status().message()));
   }
-  const auto& id = (*server)->identity();
+  const auto& id = (*server)->server()->identity();
   std::fprintf(stderr, "arbiterd: member %s (%llx) of cluster %llx serving clients on %s\n",
                config->name.c_str(), static_cast<unsigned long long>(id.member_id),
                static_cast<unsigned long long>(id.cluster_id),

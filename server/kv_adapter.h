@@ -47,6 +47,7 @@ class KvAdapter final : public StateMachine, public StoreInfo {
     *compact_revision = r->compact_revision;
     return absl::OkStatus();
   }
+  std::vector<internalpb::MemberAttributes> Members() const override { return kv_->Members(); }
 
   kv::KvStateMachine* kv() { return kv_.get(); }
 

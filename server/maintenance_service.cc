@@ -1,6 +1,7 @@
 #include "server/maintenance_service.h"
 
 #include <algorithm>
+#include <map>
 
 #include "absl/time/time.h"
 #include "server/etcd_errors.h"
@@ -83,18 +84,28 @@ grpc::Status ClusterService::MemberList(grpc::ServerContext*,
   FillHeader(server_, store_, resp->mutable_header());
   // etcd's Cluster responses carry no revision.
   resp->mutable_header()->set_revision(0);
-  const MemberIdentity& id = server_->identity();
-  for (const auto& [mid, peer] : id.peers) {
-    etcdserverpb::Member* m = resp->add_members();
-    m->set_id(mid);
-    m->set_name(peer.name);
-    for (const Url& u : peer.peer_urls) m->add_peerurls(u.ToString());
-    if (mid == id.member_id) {
-      for (const Url& u : server_->config().advertise_client_urls) {
-        m->add_clienturls(u.ToString());
-      }
-    }
+  // The bootstrap membership (names and peer URLs), overlaid with what
+  // members published through the log (client URLs).
+  std::map<uint64_t, etcdserverpb::Member> members;
+  for (const auto& [mid, peer] : server_->identity().peers) {
+    etcdserverpb::Member& m = members[mid];
+    m.set_id(mid);
+    m.set_name(peer.name);
+    for (const Url& u : peer.peer_urls) m.add_peerurls(u.ToString());
   }
+  for (const internalpb::MemberAttributes& a : store_->Members()) {
+    if (a.removed()) {
+      members.erase(a.id());
+      continue;
+    }
+    etcdserverpb::Member& m = members[a.id()];
+    m.set_id(a.id());
+    m.set_name(a.name());
+    m.mutable_peerurls()->CopyFrom(a.peer_urls());
+    m.mutable_clienturls()->CopyFrom(a.client_urls());
+    m.set_islearner(a.is_learner());
+  }
+  for (auto& [mid, m] : members) *resp->add_members() = std::move(m);
   return grpc::Status::OK;
 }
 

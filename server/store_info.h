@@ -6,8 +6,10 @@
 #define ARBITER_SERVER_STORE_INFO_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "proto/internal.pb.h"
 
 namespace arbiter::server {
 
@@ -22,6 +24,9 @@ class StoreInfo {
   // to rev that members agree on. Errors: etcd's ErrCompacted and
   // ErrFutureRev; Unimplemented for a store without revisions.
   virtual absl::Status HashKv(int64_t rev, uint32_t* hash, int64_t* compact_revision) const = 0;
+  // The replicated member table (names and URLs members published); empty
+  // for a store without one.
+  virtual std::vector<internalpb::MemberAttributes> Members() const = 0;
 };
 
 }  // namespace arbiter::server

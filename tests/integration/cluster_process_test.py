@@ -133,6 +133,13 @@ def main():
             c.start(n)
         lead = poll("a leader", lambda: c.leader(c.names))
         print("leader:", lead)
+
+        def members_published():
+            out = ctl([c.endpoint(n) for n in c.names], "member", "list", "-w", "json").stdout
+            got = {m.get("name"): m.get("clientURLs", []) for m in json.loads(out)["members"]}
+            want = {n: ["http://" + c.endpoint(n)] for n in c.names}
+            return got == want
+        poll("every member's name and client URLs in member list", members_published)
         put_keys(c, c.names, 0, 150)
 
         killed_index = c.status(lead)["raftIndex"]
