@@ -151,6 +151,7 @@ std::optional<std::string> CheckGlobalFlags(const GlobalFlags& flags) {
 }
 
 int Finish(const Exit& exit, std::ostream& err) {
+  err << exit.preface;
   if (exit.panic) {
     err << "panic: " << exit.message << "\n\ngoroutine 1 [running]:\n";
   } else if (!exit.message.empty()) {

@@ -4,6 +4,7 @@
 // ("Error: unknown flag: --x", printed twice as etcdctl prints it) with
 // etcdctl's exit code 1, so scripts see the same failures.
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -101,9 +102,11 @@ int FlagError(const std::string& message, const CLI::App* command) {
   return kExitError;
 }
 
-// CLI11's "--limit: 1 required TEXT missing" as pflag's message.
-std::string MissingArgument(const std::string& what) {
-  const std::string flag = what.substr(0, what.find(':'));
+// pflag's message for a flag given last without its value; CLI11 names
+// the flag by its long name, so the word typed is taken from the line.
+std::string MissingArgument(const std::string& what, const std::vector<std::string>& args) {
+  std::string flag = what.substr(0, what.find(':'));
+  if (!args.empty() && absl::StartsWith(args.back(), "-")) flag = args.back();
   if (flag.size() == 2 && flag[0] == '-') {
     return absl::StrCat("flag needs an argument: '", flag.substr(1), "' in ", flag);
   }
@@ -248,7 +251,7 @@ std::optional<std::string> CheckFlags(const Options& o, const Commands& c) {
   if (c.get->parsed()) return CheckGetFlags(o.get);
   if (c.put->parsed()) return CheckPutFlags(o.put);
   if (c.del->parsed()) return CheckDelFlags(o.del);
-  for (const auto& [value, name] : {std::pair{&o.txn_interactive, "--interactive"},
+  for (const auto& [value, name] : {std::pair{&o.txn_interactive, "-i, --interactive"},
                                     {&o.physical, "--physical"},
                                     {&o.cluster, "--cluster"}}) {
     if (!GoParseBool(*value).ok()) {
@@ -258,6 +261,16 @@ std::optional<std::string> CheckFlags(const Options& o, const Commands& c) {
     }
   }
   return std::nullopt;
+}
+
+// Where the selected command keeps its arguments.
+std::vector<std::string>* Positional(Options& o, const Commands& c) {
+  if (c.get->parsed()) return &o.get.args;
+  if (c.put->parsed()) return &o.put.args;
+  if (c.del->parsed()) return &o.del.args;
+  if (c.txn->parsed()) return &o.txn_args;
+  if (c.compaction->parsed()) return &o.compaction_args;
+  return &o.extra_args;
 }
 
 int Dispatch(Options& o, const Commands& c, const CLI::App& app) {
@@ -287,6 +300,12 @@ int Dispatch(Options& o, const Commands& c, const CLI::App& app) {
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   ExpandPrefixes(&args);
+  // As for pflag, the words after "--" are arguments, even "-x".
+  std::vector<std::string> tail;
+  if (auto dashes = std::find(args.begin(), args.end(), "--"); dashes != args.end()) {
+    tail.assign(dashes + 1, args.end());
+    args.erase(dashes, args.end());
+  }
   CLI::App app("A command line client for Arbiter and etcd (the etcd v3 API).", "arbiterctl");
   app.allow_extras();
   Options o;
@@ -302,11 +321,17 @@ int Main(int argc, char** argv) {
     std::cout << app.help();
     return kExitSuccess;
   } catch (const CLI::ArgumentMismatch& e) {
-    return FlagError(MissingArgument(e.what()), Selected(app));
+    return FlagError(MissingArgument(e.what(), args), Selected(app));
   } catch (const CLI::ParseError& e) {
     return FlagError(e.what(), Selected(app));
   }
   if (std::optional<int> code = CheckLeftovers(app)) return *code;
+  std::vector<std::string>* positional = Positional(o, c);
+  for (const std::string& word : *positional) {
+    // CLI11 takes "-5" for an argument; pflag for a shorthand flag.
+    if (word.size() > 1 && word[0] == '-') return FlagError(UnknownFlag(word), Selected(app));
+  }
+  positional->insert(positional->end(), tail.begin(), tail.end());
   if (auto error = CheckFlags(o, c)) return FlagError(*error, Selected(app));
   return Dispatch(o, c, app);
 }

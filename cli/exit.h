@@ -22,12 +22,18 @@ struct Exit {
   int code = kExitSuccess;
   // Printed after "Error: "; empty means print nothing.
   std::string message;
+  // Written to standard error before the message (a command's usage).
+  std::string preface;
   // Where etcdctl crashes with a Go panic: printed as "panic: <message>"
   // and the start of a goroutine trace, with Go's exit code 2.
   bool panic = false;
 };
 
-inline Exit GoPanic(std::string message) { return Exit{2, std::move(message), true}; }
+inline Exit GoPanic(std::string message) {
+  Exit exit{2, std::move(message)};
+  exit.panic = true;
+  return exit;
+}
 
 }  // namespace arbiter::cli
 

@@ -98,6 +98,51 @@ std::optional<Exit> ReadBlock(std::istream& in,
   }
 }
 
+// The usage cobra prints (to standard error) when an operation line's
+// flags do not parse, as etcdctl 3.4 shows it.
+std::string OpUsage(const std::string& command) {
+  if (command == "get") {
+    return "Usage:\n"
+           "   get [options] <key> [range_end] [flags]\n\n"
+           "Flags:\n"
+           "      --consistency string   Linearizable(l) or Serializable(s) (default \"l\")\n"
+           "      --from-key             Get keys that are greater than or equal to the given "
+           "key using byte compare\n"
+           "  -h, --help                 help for get\n"
+           "      --keys-only            Get only the keys\n"
+           "      --limit int            Maximum number of results\n"
+           "      --order string         Order of results; ASCEND or DESCEND (ASCEND by "
+           "default)\n"
+           "      --prefix               Get keys with matching prefix\n"
+           "      --print-value-only     Only write values when using the \"simple\" output "
+           "format\n"
+           "      --rev int              Specify the kv revision\n"
+           "      --sort-by string       Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION\n\n";
+  }
+  if (command == "put") {
+    return "Usage:\n"
+           "   put [options] <key> <value> (<value> can also be given from stdin) [flags]\n\n"
+           "Flags:\n"
+           "  -h, --help           help for put\n"
+           "      --ignore-lease   updates the key using its current lease\n"
+           "      --ignore-value   updates the key using its current value\n"
+           "      --lease string   lease ID (in hexadecimal) to attach to the key (default "
+           "\"0\")\n"
+           "      --prev-kv        return the previous key-value pair before modification\n\n";
+  }
+  if (command == "del") {
+    return "Usage:\n"
+           "   del [options] <key> [range_end] [flags]\n\n"
+           "Flags:\n"
+           "      --from-key   delete keys that are greater than or equal to the given key "
+           "using byte compare\n"
+           "  -h, --help       help for del\n"
+           "      --prefix     delete keys with matching prefix\n"
+           "      --prev-kv    return deleted key-value pairs\n\n";
+  }
+  return "";
+}
+
 // The op's command, by name or by a prefix of exactly one name, as cobra
 // matches them.
 std::string OpCommand(const std::string& word) {
@@ -237,33 +282,46 @@ std::optional<Exit> ParseOp(const std::string& line, etcdserverpb::RequestOp* op
   AddPutFlags(put, &put_flags);
   AddDelFlags(del, &del_flags);
   args[0] = OpCommand(args[0]);
+  // A flag that does not parse makes cobra print the command's usage.
+  Exit bad_flags = invalid;
+  bad_flags.preface = OpUsage(args[0]);
+  // Words after "--" are arguments whatever they look like.
+  std::vector<std::string> tail;
+  if (auto dashes = std::find(args.begin() + 1, args.end(), "--"); dashes != args.end()) {
+    tail.assign(dashes + 1, args.end());
+    args.erase(dashes, args.end());
+  }
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
   } catch (const CLI::ParseError&) {
-    return invalid;
+    return bad_flags;
   }
-  // Words CLI11 did not take are unknown flags (or "--"), which cobra
-  // refuses.
+  // Words CLI11 did not take, or took as arguments while they look like
+  // flags ("-5"), are flags cobra does not know.
   for (CLI::App* command : {&app, get, put, del}) {
-    for (const std::string& extra : command->remaining()) {
-      if (extra != "--") return invalid;
+    if (!command->remaining().empty()) return command == &app ? invalid : bad_flags;
+  }
+  for (std::vector<std::string>* positional : {&get_flags.args, &put_flags.args, &del_flags.args}) {
+    for (const std::string& word : *positional) {
+      if (word.size() > 1 && word[0] == '-') return bad_flags;
     }
+    positional->insert(positional->end(), tail.begin(), tail.end());
   }
   if (get->parsed()) {
-    if (CheckGetFlags(get_flags)) return invalid;
+    if (CheckGetFlags(get_flags)) return bad_flags;
     GetOp get_op;
     if (auto exit = BuildGet(get_flags, &get_op)) return exit;
     *op->mutable_request_range() = std::move(get_op.request);
     return std::nullopt;
   }
   if (put->parsed()) {
-    if (CheckPutFlags(put_flags)) return invalid;
+    if (CheckPutFlags(put_flags)) return bad_flags;
     std::istringstream no_input;
     return BuildPut(put_flags, no_input, op->mutable_request_put());
   }
   if (del->parsed()) {
-    if (CheckDelFlags(del_flags)) return invalid;
+    if (CheckDelFlags(del_flags)) return bad_flags;
     return BuildDel(del_flags, op->mutable_request_delete_range());
   }
   return invalid;

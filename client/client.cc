@@ -215,18 +215,20 @@ class Client::Impl {
     }
   }
 
-  // One attempt on a named endpoint.
+  // One attempt on a named endpoint, which may take until the deadline to
+  // connect (it may be restarting); an endpoint that never connects ends in
+  // DEADLINE_EXCEEDED, as etcdctl reports it.
   template <typename Response>
   absl::StatusOr<Response> Once(absl::string_view name, const Rpc<Response>& rpc) {
     absl::StatusOr<Endpoint*> endpoint = Named(name);
     if (!endpoint.ok()) return endpoint.status();
     const absl::Time deadline = absl::Now() + options_.call_timeout;
-    bool sent = false;
-    absl::StatusOr<Response> response =
-        Attempt(**endpoint, rpc, absl::Now() + options_.dial_timeout, deadline, &sent);
-    if (!sent && !response.ok() && absl::Now() >= deadline)
-      return DeadlinePassed(response.status());
-    return response;
+    for (;;) {
+      bool sent = false;
+      absl::StatusOr<Response> response = Attempt(**endpoint, rpc, deadline, deadline, &sent);
+      if (sent) return response;
+      if (absl::Now() >= deadline) return DeadlinePassed(response.status());
+    }
   }
 
   // The index of the endpoint whose member leads, asking each endpoint's

@@ -75,7 +75,8 @@ class Client {
   absl::StatusOr<etcdserverpb::StatusResponse> Status();
   absl::StatusOr<etcdserverpb::HashKVResponse> HashKV(int64_t revision);
 
-  // One endpoint's own answers, asked once, without retries. The endpoint
+  // One endpoint's own answers, asked once: the endpoint may take until the
+  // deadline to connect, and is never swapped for another. The endpoint
   // need not be one of the client's (etcdctl --cluster asks the members'
   // client URLs).
   absl::StatusOr<etcdserverpb::StatusResponse> EndpointStatus(absl::string_view endpoint);

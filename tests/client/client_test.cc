@@ -180,13 +180,20 @@ TEST_P(ClientTest, MemberListNamesEveryMember) {
 
 TEST_P(ClientTest, AnEndpointThatIsDownIsUnhealthyAndSkippedByReads) {
   const std::string dead = absl::StrCat("127.0.0.1:", ::arbiter::testing::PickFreePort());
-  EXPECT_FALSE(client_->EndpointHealth(dead).ok());
-  EXPECT_FALSE(client_->EndpointStatus(dead).ok());
-
-  // A client whose first endpoint is down still reads and writes.
   ClientOptions options;
   options.endpoints = {dead};
   for (const std::string& e : cluster_->ClientEndpoints()) options.endpoints.push_back(e);
+  {
+    // Asked by name, a dead endpoint is waited for until the deadline.
+    ClientOptions quick = options;
+    quick.call_timeout = absl::Milliseconds(300);
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(quick);
+    ASSERT_TRUE(client.ok());
+    EXPECT_EQ((*client)->EndpointHealth(dead).code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_EQ((*client)->EndpointStatus(dead).status().code(), absl::StatusCode::kDeadlineExceeded);
+  }
+
+  // Otherwise a client whose first endpoint is down still reads and writes.
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
   ASSERT_TRUE(client.ok());
   etcdserverpb::RangeRequest range;

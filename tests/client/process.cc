@@ -56,8 +56,8 @@ bool WaitUntil(pid_t pid, absl::Time deadline, int* status) {
 
 }  // namespace
 
-absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::string& input,
-                              absl::Duration timeout) {
+absl::StatusOr<RunResult> RunCommand(const std::vector<std::string>& argv, const std::string& input,
+                                     absl::Duration timeout) {
   const std::string dir = MakeTempDir("run");
   const std::string in_path = dir + "/in", out_path = dir + "/out", err_path = dir + "/err";
   {

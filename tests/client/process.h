@@ -26,8 +26,8 @@ struct RunResult {
 
 // Runs argv[0] (a path) with `input` on standard input. Kills it (by its
 // PID) and fails if it has not exited by the timeout.
-absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::string& input,
-                              absl::Duration timeout);
+absl::StatusOr<RunResult> RunCommand(const std::vector<std::string>& argv, const std::string& input,
+                                     absl::Duration timeout);
 
 // A background process with its output in a log file.
 class ChildProcess {
