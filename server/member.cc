@@ -213,6 +213,11 @@ absl::StatusOr<uint64_t> Member::AppliedHash(absl::Time deadline) {
   return *hash;
 }
 
+PersistStats Member::persist_stats() const {
+  absl::MutexLock l(&stats_mu_);
+  return persist_stats_;
+}
+
 MemberStatus Member::Status() const {
   absl::MutexLock l(&status_mu_);
   return status_;

@@ -53,6 +53,7 @@
 #include "kvstore/raft_log_store.h"
 #include "raft/rand.h"
 #include "raft/raw_node.h"
+#include "server/histogram.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
 
@@ -115,6 +116,17 @@ struct MemberStatus {
   raft::ConfState conf_state;
 };
 
+// How the member's persistence behaves: each Ready is one Save (synced when
+// Raft requires it), so entries per synced save shows how well concurrent
+// proposals are grouped into one fsync.
+struct PersistStats {
+  uint64_t saves = 0;
+  uint64_t synced_saves = 0;
+  uint64_t entries = 0;
+  // Microseconds per Save.
+  Histogram save_micros;
+};
+
 class Member final : public TransportHandler {
  public:
   // Opens (or creates) the store, restores the state machine and starts the
@@ -152,6 +164,7 @@ class Member final : public TransportHandler {
   absl::StatusOr<uint64_t> AppliedHash(absl::Time deadline);
 
   MemberStatus Status() const;
+  PersistStats persist_stats() const;
   uint64_t id() const { return options_.id; }
 
   // Clean stop: a leader first hands leadership to its most up-to-date
@@ -254,6 +267,9 @@ class Member final : public TransportHandler {
 
   mutable absl::Mutex status_mu_;
   MemberStatus status_ ABSL_GUARDED_BY(status_mu_);
+
+  mutable absl::Mutex stats_mu_;
+  PersistStats persist_stats_ ABSL_GUARDED_BY(stats_mu_);
 
   absl::Mutex join_mu_;
   std::thread thread_ ABSL_GUARDED_BY(join_mu_);

@@ -178,8 +178,15 @@ absl::Status Member::ProcessReadies() {
     // 1. Persist, in one write, before anything leaves this member.
     if (!raft::IsEmptyHardState(rd.hard_state) || !rd.entries.empty() ||
         !raft::IsEmptySnapshot(rd.snapshot)) {
+      const absl::Time start = absl::Now();
       absl::Status s = store_->Save(rd.hard_state, rd.entries, rd.snapshot, rd.must_sync);
       if (!s.ok()) return absl::Status(s.code(), absl::StrCat("raft log save: ", s.message()));
+      const int64_t micros = absl::ToInt64Microseconds(absl::Now() - start);
+      absl::MutexLock l(&stats_mu_);
+      ++persist_stats_.saves;
+      if (rd.must_sync) ++persist_stats_.synced_saves;
+      persist_stats_.entries += rd.entries.size();
+      persist_stats_.save_micros.Record(static_cast<uint64_t>(std::max<int64_t>(0, micros)));
     }
     // 2. Send.
     if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
