@@ -225,7 +225,7 @@ std::string Normalize(const std::string& text, const TestCluster& cluster,
     if (absl::StartsWith(line, "{\"level\":")) continue;  // clientv3's log lines
     if (options.count("status")) line = BlankStatusColumns(line);
     if (options.count("health")) line = SortJsonArray(BlankHealthColumns(line));
-    if (options.count("sort")) line = SortMembers(line);
+    if (options.count("sort")) line = SortMembers(SortJsonArray(line));
     if (absl::StartsWith(line, "|") || absl::StartsWith(line, "+")) {
       // Padding depends on the lengths of IDs and values replaced above.
       line = RegexReplace(RegexReplace(line, " +", " "), "-+", "-");

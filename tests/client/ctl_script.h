@@ -17,7 +17,8 @@
 // Step options: ignore-stdout (usage text differs between the tools),
 // health (durations and order of health checks vary), status (leader,
 // sizes, terms and raft indexes vary between clusters), sort (members are
-// listed in the order of their IDs, which differ between clusters).
+// listed in the order of their IDs, which differ between clusters: lines
+// and the objects of a JSON array are sorted).
 //
 // Thread safety: pure functions.
 #ifndef ARBITER_TESTS_CLIENT_CTL_SCRIPT_H_
