@@ -91,6 +91,54 @@ void AppendUtf8(uint32_t r, std::string* out) {
   }
 }
 
+// Decodes the escape at s[*i] (a backslash) into *out and moves *i past
+// it; false when it is not a valid Go escape in a double-quoted string.
+bool DecodeEscape(absl::string_view s, size_t* pos, std::string* out) {
+  size_t& i = *pos;
+  if (i + 1 >= s.size()) return false;
+  const char e = s[i + 1];
+  i += 2;
+  const auto hex = [&](int n) -> std::optional<uint32_t> {
+    if (i + n > s.size()) return std::nullopt;
+    uint32_t v = 0;
+    for (int k = 0; k < n; ++k) {
+      const int d = DigitValue(s[i + k]);
+      if (d >= 16) return std::nullopt;
+      v = v * 16 + d;
+    }
+    i += n;
+    return v;
+  };
+  static constexpr absl::string_view kSimple = "abfnrtv\\\"";
+  static constexpr absl::string_view kDecoded = "\a\b\f\n\r\t\v\\\"";
+  if (const size_t k = kSimple.find(e); k != absl::string_view::npos) {
+    out->push_back(kDecoded[k]);
+    return true;
+  }
+  if (e == 'x') {
+    std::optional<uint32_t> v = hex(2);
+    if (!v) return false;
+    out->push_back(static_cast<char>(*v));
+    return true;
+  }
+  if (e == 'u' || e == 'U') {
+    std::optional<uint32_t> v = hex(e == 'u' ? 4 : 8);
+    if (!v || *v > 0x10FFFF || (*v >= 0xD800 && *v <= 0xDFFF)) return false;
+    AppendUtf8(*v, out);
+    return true;
+  }
+  // Three octal digits.
+  if (e < '0' || e > '7' || i + 2 > s.size()) return false;
+  uint32_t v = static_cast<uint32_t>(e - '0');
+  for (int k = 0; k < 2; ++k) {
+    if (s[i] < '0' || s[i] > '7') return false;
+    v = v * 8 + static_cast<uint32_t>(s[i++] - '0');
+  }
+  if (v > 255) return false;
+  out->push_back(static_cast<char>(v));
+  return true;
+}
+
 // Go's unicode.IsPrint, approximated outside ASCII: controls, the soft
 // hyphen and the line and paragraph separators are not printable.
 bool IsPrint(uint32_t r) {
@@ -299,72 +347,7 @@ std::optional<std::string> GoUnquotePrefix(absl::string_view s, size_t* consumed
       ++i;
       continue;
     }
-    if (i + 1 >= s.size()) return std::nullopt;
-    const char e = s[i + 1];
-    i += 2;
-    const auto hex = [&](int n) -> std::optional<uint32_t> {
-      if (i + n > s.size()) return std::nullopt;
-      uint32_t v = 0;
-      for (int k = 0; k < n; ++k) {
-        const int d = DigitValue(s[i + k]);
-        if (d >= 16) return std::nullopt;
-        v = v * 16 + d;
-      }
-      i += n;
-      return v;
-    };
-    switch (e) {
-      case 'a':
-        out.push_back('\a');
-        break;
-      case 'b':
-        out.push_back('\b');
-        break;
-      case 'f':
-        out.push_back('\f');
-        break;
-      case 'n':
-        out.push_back('\n');
-        break;
-      case 'r':
-        out.push_back('\r');
-        break;
-      case 't':
-        out.push_back('\t');
-        break;
-      case 'v':
-        out.push_back('\v');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
-      case '"':
-        out.push_back('"');
-        break;
-      case 'x': {
-        std::optional<uint32_t> v = hex(2);
-        if (!v) return std::nullopt;
-        out.push_back(static_cast<char>(*v));
-        break;
-      }
-      case 'u':
-      case 'U': {
-        std::optional<uint32_t> v = hex(e == 'u' ? 4 : 8);
-        if (!v || *v > 0x10FFFF || (*v >= 0xD800 && *v <= 0xDFFF)) return std::nullopt;
-        AppendUtf8(*v, &out);
-        break;
-      }
-      default: {
-        if (e < '0' || e > '7' || i + 2 > s.size()) return std::nullopt;
-        uint32_t v = static_cast<uint32_t>(e - '0');
-        for (int k = 0; k < 2; ++k) {
-          if (s[i] < '0' || s[i] > '7') return std::nullopt;
-          v = v * 8 + static_cast<uint32_t>(s[i++] - '0');
-        }
-        if (v > 255) return std::nullopt;
-        out.push_back(static_cast<char>(v));
-      }
-    }
+    if (!DecodeEscape(s, &i, &out)) return std::nullopt;
   }
   return std::nullopt;
 }

@@ -172,6 +172,35 @@ void AppendMessage(const Message& message, std::string* out) {
   out->push_back('}');
 }
 
+// A multi-byte UTF-8 sequence at s[i] as Go's encoder writes it: copied
+// when valid, U+FFFD for a bad byte, U+2028/9 escaped. Returns the bytes
+// consumed.
+size_t AppendMultiByte(absl::string_view s, size_t i, std::string* out) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  const int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  uint32_t r = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+  bool valid = len > 0 && i + len <= s.size();
+  for (int k = 1; valid && k < len; ++k) {
+    const unsigned char b = static_cast<unsigned char>(s[i + k]);
+    valid = (b & 0xC0) == 0x80;
+    r = (r << 6) | (b & 0x3F);
+  }
+  if (valid) {
+    const uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    valid = r >= min && r <= 0x10FFFF && !(r >= 0xD800 && r <= 0xDFFF);
+  }
+  if (!valid) {
+    *out += "\\ufffd";
+    return 1;
+  }
+  if (r == 0x2028 || r == 0x2029) {
+    absl::StrAppendFormat(out, "\\u%04x", r);
+  } else {
+    out->append(s.data() + i, len);
+  }
+  return len;
+}
+
 }  // namespace
 
 std::string GoJsonString(absl::string_view s) {
@@ -210,30 +239,7 @@ std::string GoJsonString(absl::string_view s) {
       }
       continue;
     }
-    // A multi-byte sequence: copied when valid, U+FFFD per bad byte.
-    int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    uint32_t r = len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    bool valid = len > 0 && i + len <= s.size();
-    for (int k = 1; valid && k < len; ++k) {
-      const unsigned char b = static_cast<unsigned char>(s[i + k]);
-      valid = (b & 0xC0) == 0x80;
-      r = (r << 6) | (b & 0x3F);
-    }
-    if (valid) {
-      const uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
-      valid = r >= min && r <= 0x10FFFF && !(r >= 0xD800 && r <= 0xDFFF);
-    }
-    if (!valid) {
-      out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (r == 0x2028 || r == 0x2029) {
-      absl::StrAppendFormat(&out, "\\u%04x", r);
-    } else {
-      out.append(s.data() + i, len);
-    }
-    i += len;
+    i += AppendMultiByte(s, i, &out);
   }
   out.push_back('"');
   return out;

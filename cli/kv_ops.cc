@@ -58,6 +58,41 @@ std::string PrefixEnd(const std::string& key) {
 
 Exit BadArgs(std::string message) { return Exit{kExitBadArgs, std::move(message)}; }
 
+// --order and --sort-by, as clientv3.WithSort sets them.
+std::optional<Exit> SetSort(const GetFlags& f, etcdserverpb::RangeRequest* r) {
+  const std::string order = absl::AsciiStrToUpper(f.order);
+  etcdserverpb::RangeRequest::SortOrder sort_order = etcdserverpb::RangeRequest::NONE;
+  if (order == "ASCEND") {
+    sort_order = etcdserverpb::RangeRequest::ASCEND;
+  } else if (order == "DESCEND") {
+    sort_order = etcdserverpb::RangeRequest::DESCEND;
+  } else if (!order.empty()) {
+    return Exit{kExitBadFeature, absl::StrCat("bad sort order ", f.order)};
+  }
+  const std::string target = absl::AsciiStrToUpper(f.sort_by);
+  etcdserverpb::RangeRequest::SortTarget sort_target = etcdserverpb::RangeRequest::KEY;
+  if (target == "CREATE") {
+    sort_target = etcdserverpb::RangeRequest::CREATE;
+  } else if (target == "MODIFY") {
+    sort_target = etcdserverpb::RangeRequest::MOD;
+  } else if (target == "VALUE") {
+    sort_target = etcdserverpb::RangeRequest::VALUE;
+  } else if (target == "VERSION") {
+    sort_target = etcdserverpb::RangeRequest::VERSION;
+  } else if (!target.empty() && target != "KEY") {
+    return Exit{kExitBadFeature, absl::StrCat("bad sort target ", f.sort_by)};
+  }
+  // The server returns keys in ascending order anyway, so clientv3 drops
+  // an explicit ascending sort by key.
+  if (sort_target == etcdserverpb::RangeRequest::KEY &&
+      sort_order == etcdserverpb::RangeRequest::ASCEND) {
+    sort_order = etcdserverpb::RangeRequest::NONE;
+  }
+  r->set_sort_order(sort_order);
+  r->set_sort_target(sort_target);
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool FlagBool(const std::string& value) { return GoParseBool(value).value_or(false); }
@@ -154,36 +189,7 @@ std::optional<Exit> BuildGet(const GetFlags& f, GetOp* op) {
   r.set_limit(FlagInt(f.limit));
   if (FlagInt(f.rev) > 0) r.set_revision(FlagInt(f.rev));
 
-  const std::string order = absl::AsciiStrToUpper(f.order);
-  etcdserverpb::RangeRequest::SortOrder sort_order = etcdserverpb::RangeRequest::NONE;
-  if (order == "ASCEND") {
-    sort_order = etcdserverpb::RangeRequest::ASCEND;
-  } else if (order == "DESCEND") {
-    sort_order = etcdserverpb::RangeRequest::DESCEND;
-  } else if (!order.empty()) {
-    return Exit{kExitBadFeature, absl::StrCat("bad sort order ", f.order)};
-  }
-  const std::string target = absl::AsciiStrToUpper(f.sort_by);
-  etcdserverpb::RangeRequest::SortTarget sort_target = etcdserverpb::RangeRequest::KEY;
-  if (target == "CREATE") {
-    sort_target = etcdserverpb::RangeRequest::CREATE;
-  } else if (target == "MODIFY") {
-    sort_target = etcdserverpb::RangeRequest::MOD;
-  } else if (target == "VALUE") {
-    sort_target = etcdserverpb::RangeRequest::VALUE;
-  } else if (target == "VERSION") {
-    sort_target = etcdserverpb::RangeRequest::VERSION;
-  } else if (!target.empty() && target != "KEY") {
-    return Exit{kExitBadFeature, absl::StrCat("bad sort target ", f.sort_by)};
-  }
-  // The server returns keys in ascending order anyway, so clientv3 drops
-  // an explicit ascending sort by key.
-  if (sort_target == etcdserverpb::RangeRequest::KEY &&
-      sort_order == etcdserverpb::RangeRequest::ASCEND) {
-    sort_order = etcdserverpb::RangeRequest::NONE;
-  }
-  r.set_sort_order(sort_order);
-  r.set_sort_target(sort_target);
+  if (auto exit = SetSort(f, &r)) return exit;
 
   if (prefix) {
     if (key.empty()) {

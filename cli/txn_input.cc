@@ -157,9 +157,9 @@ std::string OpCommand(const std::string& word) {
   return match.empty() ? word : match;
 }
 
-}  // namespace
-
-std::optional<Exit> Argify(absl::string_view line, std::vector<std::string>* words) {
+// The words of a line as etcdctl's regular expression finds them
+// ("(?:[^"\\]|\\.)*"|'[^']*'|[^'"\s]\S*[^'"\s]?), quotes included.
+std::vector<std::string> Tokenize(absl::string_view line) {
   std::vector<std::string> raw;
   size_t i = 0;
   while (i < line.size()) {
@@ -201,6 +201,13 @@ std::optional<Exit> Argify(absl::string_view line, std::vector<std::string>* wor
     }
     ++i;
   }
+  return raw;
+}
+
+}  // namespace
+
+std::optional<Exit> Argify(absl::string_view line, std::vector<std::string>* words) {
+  std::vector<std::string> raw = Tokenize(line);
   for (std::string& word : raw) {
     if (word[0] == '\'') {
       const size_t high = raw.size() - 1;
