@@ -145,7 +145,7 @@ void AddGlobalFlags(CLI::App& app, Options& o) {
                  "set the output format (json, simple, table)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->capture_default_str();
-  app.add_flag("--hex{true}", o.global.hex, "print byte strings as hex encoded strings");
+  app.add_flag("--hex", o.global.hex, "print byte strings as hex encoded strings");
   app.add_option("--dial-timeout", o.global.dial_timeout, "dial timeout for client connections")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->capture_default_str();
@@ -155,8 +155,8 @@ void AddGlobalFlags(CLI::App& app, Options& o) {
       ->capture_default_str();
   // etcdctl's other global flags: accepted, without effect (no TLS, no
   // authentication, no DNS discovery; keepalive as gRPC's defaults).
-  for (const char* flag : {"--debug{true}", "--insecure-transport{true}",
-                           "--insecure-discovery{true}", "--insecure-skip-tls-verify{true}"}) {
+  for (const char* flag :
+       {"--debug", "--insecure-transport", "--insecure-discovery", "--insecure-skip-tls-verify"}) {
     app.add_flag(flag, o.ignored, "accepted for etcdctl compatibility; no effect");
   }
   for (const char* flag : {"--keepalive-time", "--keepalive-timeout", "--cert", "--key", "--cacert",
@@ -186,11 +186,10 @@ Commands AddCommands(CLI::App& app, Options& o) {
   c.del = Command(app, "del", "Removes the specified key or range of keys [key, range_end)");
   AddDelFlags(c.del, &o.del);
   c.txn = Command(app, "txn", "Txn processes all the requests in one transaction");
-  c.txn->add_flag("-i,--interactive{true}", o.txn_interactive,
-                  "Input transaction in interactive mode");
+  c.txn->add_flag("-i,--interactive", o.txn_interactive, "Input transaction in interactive mode");
   c.txn->add_option("args", o.txn_args);
   c.compaction = Command(app, "compaction", "Compacts the event history in etcd");
-  c.compaction->add_flag("--physical{true}", o.physical,
+  c.compaction->add_flag("--physical", o.physical,
                          "'true' to wait for compaction to physically remove all old revisions");
   c.compaction->add_option("revision", o.compaction_args);
   c.member = Command(app, "member", "Membership related commands");
@@ -198,8 +197,7 @@ Commands AddCommands(CLI::App& app, Options& o) {
   c.member_list->add_option("args", o.extra_args);
   c.member->add_option("args", o.extra_args);
   c.endpoint = Command(app, "endpoint", "Endpoint related commands");
-  c.endpoint->add_flag("--cluster{true}", o.cluster,
-                       "use all endpoints from the cluster member list");
+  c.endpoint->add_flag("--cluster", o.cluster, "use all endpoints from the cluster member list");
   c.status = Command(*c.endpoint, "status",
                      "Prints out the status of endpoints specified in `--endpoints` flag");
   c.health = Command(*c.endpoint, "health",

@@ -12,8 +12,7 @@ namespace {
 // A boolean flag: bare sets "true", --name=value sets value.
 void AddBool(CLI::App* command, const std::string& name, std::string* value,
              const std::string& help) {
-  command->add_flag(name + "{true}", *value, help)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  command->add_flag(name, *value, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 void AddText(CLI::App* command, const std::string& name, std::string* value,
