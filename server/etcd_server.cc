@@ -30,11 +30,20 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(EtcdServerOptions 
     auto kv = kv::KvStateMachine::Open(dir, ko);
     if (!kv.ok()) return kv.status();
     self->kv_ = kv->get();
+    // Registered before the member applies anything, so the hub's revision
+    // starts where the store is and it sees every revision after it.
+    self->hub_ = std::make_unique<kv::WatchHub>(self->kv_, kv::WatchHub::Options());
+    self->kv_->SetEventListener(self->hub_.get());
     return std::make_unique<KvAdapter>(std::move(*kv));
   };
-  so.register_client_services = [self, request_timeout](ArbiterServer* s, grpc::ServerBuilder* b) {
+  // A hasleader stream ends after three election timeouts without a leader.
+  const absl::Duration leader_loss = absl::Milliseconds(3 * int64_t{c.election_timeout_ms});
+  so.register_client_services = [self, request_timeout, leader_loss](ArbiterServer* s,
+                                                                     grpc::ServerBuilder* b) {
     self->kv_service_ = std::make_unique<KvService>(s, self->kv_, request_timeout);
     b->RegisterService(self->kv_service_.get());
+    self->watch_service_ = std::make_unique<WatchService>(s, self->hub_.get(), leader_loss);
+    b->RegisterService(self->watch_service_.get());
   };
   auto server = ArbiterServer::Start(std::move(so));
   if (!server.ok()) return server.status();

@@ -19,8 +19,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "kvstore/kv_state_machine.h"
+#include "kvstore/watch_hub.h"
 #include "server/arbiter_server.h"
 #include "server/kv_service.h"
+#include "server/watch_service.h"
 
 namespace arbiter::server {
 
@@ -47,13 +49,18 @@ class EtcdServer {
 
   ArbiterServer* server() { return server_.get(); }
   kv::KvStateMachine* kv() { return kv_; }
+  kv::WatchHub* watch_hub() { return hub_.get(); }
 
  private:
   EtcdServer() = default;
   void PublishAttributes(absl::Duration request_timeout);
   void Halt(bool graceful);
 
+  // Declared before server_: they outlive the member that feeds the hub
+  // and the gRPC server that calls the services.
+  std::unique_ptr<kv::WatchHub> hub_;
   std::unique_ptr<KvService> kv_service_;
+  std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<ArbiterServer> server_;
   // Owned by the member (through its state machine).
   kv::KvStateMachine* kv_ = nullptr;
