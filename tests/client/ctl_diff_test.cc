@@ -131,30 +131,56 @@ INSTANTIATE_TEST_SUITE_P(Scripts, CtlDiffTest, ::testing::ValuesIn(Params()),
                            return info.param.kind.name + "_" + info.param.script;
                          });
 
-// --count-only is not an etcdctl 3.4 flag, so it is checked against the
-// count etcdctl reports for the same range.
-TEST_P(CtlDiffTest, CountOnlyMatchesEtcdctlsCount) {
-  if (GetParam().script != "kv") GTEST_SKIP() << "once per cluster kind";
-  const std::vector<std::string> endpoints = {
-      "--endpoints=" + absl::StrJoin(pair_->subject->ClientEndpoints(), ",")};
-  const auto run = [&](const char* tool, std::vector<std::string> args) {
-    std::vector<std::string> argv = {tool, endpoints[0]};
+// arbiterctl's additions to etcdctl, checked against what etcdctl reports.
+class CtlExtensionTest : public ::testing::TestWithParam<ClusterKind> {
+ protected:
+  void SetUp() override {
+    if (!GetParam().unavailable_reason.empty()) GTEST_SKIP() << GetParam().unavailable_reason;
+    if (access(kEtcdctl, X_OK) != 0) GTEST_SKIP() << "etcdctl 3.4 is not installed";
+    pair_ = Pair(GetParam());
+    ASSERT_NE(pair_, nullptr);
+  }
+
+  RunResult Run(const char* tool, const std::vector<std::string>& args,
+                const TestCluster* cluster = nullptr) {
+    if (cluster == nullptr) cluster = pair_->subject.get();
+    std::vector<std::string> argv = {
+        tool, "--endpoints=" + absl::StrJoin(cluster->ClientEndpoints(), ",")};
     argv.insert(argv.end(), args.begin(), args.end());
     absl::StatusOr<RunResult> r = RunCommand(argv, "", kCommandTimeout);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.value_or(RunResult());
+  }
+
+  ClusterPair* pair_ = nullptr;
+};
+
+// --count-only is not an etcdctl 3.4 flag, so it is checked against the
+// count etcdctl reports for the same range.
+TEST_P(CtlExtensionTest, CountOnlyMatchesEtcdctlsCount) {
+  // Writes go to both clusters, which keeps them in lockstep for the
+  // scripts.
+  const auto both = [&](const std::vector<std::string>& args) {
+    Run(kEtcdctl, args, pair_->reference.get());
+    Run(kEtcdctl, args, pair_->subject.get());
   };
-  for (int i = 0; i < 3; ++i) run(kEtcdctl, {"put", absl::StrCat("count/", i), "v"});
-  const RunResult json = run(kEtcdctl, {"get", "count/", "--prefix", "-w", "json"});
+  for (int i = 0; i < 3; ++i) both({"put", absl::StrCat("count/", i), "v"});
+  const RunResult json = Run(kEtcdctl, {"get", "count/", "--prefix", "-w", "json"});
   ASSERT_NE(json.out.find("\"count\":3"), std::string::npos) << json.out;
-  const RunResult simple = run(ARBITERCTL_PATH, {"get", "count/", "--prefix", "--count-only"});
+  const RunResult simple = Run(ARBITERCTL_PATH, {"get", "count/", "--prefix", "--count-only"});
   EXPECT_EQ(simple.exit_code, 0);
   EXPECT_EQ(simple.out, "3\n");
   const RunResult counted =
-      run(ARBITERCTL_PATH, {"get", "count/", "--prefix", "--count-only", "-w", "json"});
+      Run(ARBITERCTL_PATH, {"get", "count/", "--prefix", "--count-only", "-w", "json"});
   EXPECT_NE(counted.out.find("\"count\":3"), std::string::npos) << counted.out;
   EXPECT_EQ(counted.out.find("\"kvs\""), std::string::npos) << counted.out;
+  both({"del", "count/", "--prefix"});
 }
+
+INSTANTIATE_TEST_SUITE_P(Cluster, CtlExtensionTest, ::testing::Values(EtcdClusterKind()),
+                         [](const ::testing::TestParamInfo<ClusterKind>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace arbiter::testing

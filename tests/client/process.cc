@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -137,9 +138,13 @@ void ChildProcess::Kill() {
 
 int PickFreePort() {
   static std::mt19937 rng(std::random_device{}());
+  // Never the same port twice in one process: members are given their
+  // ports before any of them binds.
+  static std::set<int> given;
   std::uniform_int_distribution<int> dist(20000, 31999);
   for (;;) {
     const int port = dist(rng);
+    if (!given.insert(port).second) continue;
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;

@@ -52,7 +52,7 @@ class ChildProcess {
 
 // A TCP port on 127.0.0.1 that was free a moment ago, in [20000, 32000) so
 // it never collides with the kernel's ephemeral ports and always has five
-// digits (outputs of two clusters then line up).
+// digits (outputs of two clusters then line up). Not thread-safe.
 int PickFreePort();
 
 // A fresh directory under $TMPDIR; removed with RemoveTree.
