@@ -38,16 +38,24 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(EtcdServerOptions 
   };
   // A hasleader stream ends after three election timeouts without a leader.
   const absl::Duration leader_loss = absl::Milliseconds(3 * int64_t{c.election_timeout_ms});
-  so.register_client_services = [self, request_timeout, leader_loss](ArbiterServer* s,
-                                                                     grpc::ServerBuilder* b) {
+  Lessor::Options lo;
+  lo.checkpoint_interval = options.lease_checkpoint_interval;
+  lo.request_timeout = request_timeout;
+  so.register_client_services = [self, request_timeout, leader_loss, lo](ArbiterServer* s,
+                                                                         grpc::ServerBuilder* b) {
     self->kv_service_ = std::make_unique<KvService>(s, self->kv_, request_timeout);
     b->RegisterService(self->kv_service_.get());
     self->watch_service_ = std::make_unique<WatchService>(s, self->hub_.get(), leader_loss);
     b->RegisterService(self->watch_service_.get());
+    self->lessor_ = std::make_unique<Lessor>(s->member(), self->kv_, lo);
+    self->lease_service_ =
+        std::make_unique<LeaseService>(s, self->kv_, self->lessor_.get(), request_timeout);
+    b->RegisterService(self->lease_service_.get());
   };
   auto server = ArbiterServer::Start(std::move(so));
   if (!server.ok()) return server.status();
   es->server_ = std::move(*server);
+  es->lessor_->Start();
   es->publisher_ =
       std::thread([self, request_timeout] { self->PublishAttributes(request_timeout); });
   return es;
@@ -61,6 +69,8 @@ void EtcdServer::Kill() { Halt(false); }
 void EtcdServer::Halt(bool graceful) {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
   if (publisher_.joinable()) publisher_.join();
+  // The lessor proposes through the member: it stops first.
+  if (lessor_ != nullptr) lessor_->Stop();
   if (server_ == nullptr) return;
   if (graceful) {
     server_->Stop();

@@ -22,6 +22,8 @@
 #include "kvstore/watch_hub.h"
 #include "server/arbiter_server.h"
 #include "server/kv_service.h"
+#include "server/lease_service.h"
+#include "server/lessor.h"
 #include "server/watch_service.h"
 
 namespace arbiter::server {
@@ -30,6 +32,9 @@ struct EtcdServerOptions {
   ServerConfig config;
   // Not owned; nullptr: warnings and errors to stderr.
   raft::Logger* logger = nullptr;
+  // How often the leader records long leases' remaining TTLs in the log
+  // (see server/lessor.h).
+  absl::Duration lease_checkpoint_interval = absl::Minutes(5);
   // Called when the member fail-stops (arbiterd exits there).
   std::function<void(const absl::Status&)> on_fatal;
 };
@@ -61,6 +66,8 @@ class EtcdServer {
   std::unique_ptr<kv::WatchHub> hub_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<WatchService> watch_service_;
+  std::unique_ptr<Lessor> lessor_;
+  std::unique_ptr<LeaseService> lease_service_;
   std::unique_ptr<ArbiterServer> server_;
   // Owned by the member (through its state machine).
   kv::KvStateMachine* kv_ = nullptr;
