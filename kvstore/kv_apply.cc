@@ -40,64 +40,58 @@ absl::Status ErrIndexNotAfterApplied() {
 // ---- ApplyTxn --------------------------------------------------------------
 
 int64_t KvStateMachine::ApplyTxn::first_rev() const {
-  sm_->mu_.AssertReaderHeld();
-  return sm_->compact_rev_;
+  return sm_->compact_rev_.load(std::memory_order_relaxed);
 }
 
 absl::Status KvStateMachine::ApplyTxn::Collect(const internal::KeyRange& range, int64_t at_rev,
-                                               size_t max_revs, std::vector<Revision>* revs,
+                                               size_t max_hits, std::vector<internal::Hit>* hits,
                                                int64_t* count) {
   sm_->mu_.AssertReaderHeld();
-  Revision rev;
   if (range.single) {
     auto it = sm_->index_.find(range.key);
-    if (it != sm_->index_.end() && it->second.GetModified(at_rev, &rev)) {
-      ++*count;
-      if (revs->size() < max_revs) revs->push_back(rev);
-    }
+    if (it != sm_->index_.end()) internal::AddHit(it->second, at_rev, max_hits, hits, count);
     return absl::OkStatus();
   }
   for (auto it = sm_->index_.lower_bound(range.key);
        it != sm_->index_.end() && !range.Past(it->first); ++it) {
-    if (!it->second.GetModified(at_rev, &rev)) continue;
-    ++*count;
-    if (revs->size() < max_revs) revs->push_back(rev);
+    internal::AddHit(it->second, at_rev, max_hits, hits, count);
   }
   return absl::OkStatus();
 }
 
-absl::Status KvStateMachine::ApplyTxn::Fetch(Revision rev, mvccpb::KeyValue* kv) {
-  if (rev.main == begin_rev_ + 1 && rev.sub >= 0 &&
-      static_cast<size_t>(rev.sub) < changes_.size()) {
-    *kv = changes_[rev.sub];
+absl::Status KvStateMachine::ApplyTxn::Fetch(const internal::Hit& hit, mvccpb::KeyValue* kv) {
+  if (hit.kv != nullptr) {
+    *kv = *hit.kv;
     return absl::OkStatus();
   }
-  return sm_->ReadRecord(rev, &scratch_key_, kv);
+  // Older than the key's newest value, so written by an earlier command.
+  return sm_->ReadRecord(hit.rev, &scratch_key_, kv);
 }
 
 absl::StatusOr<bool> KvStateMachine::ApplyTxn::Get(absl::string_view key, mvccpb::KeyValue* kv) {
   sm_->mu_.AssertReaderHeld();
   auto it = sm_->index_.find(key);
-  Revision kr;
-  if (it == sm_->index_.end() || !it->second.GetModified(rev(), &kr)) return false;
-  if (absl::Status s = Fetch(kr, kv); !s.ok()) return s;
+  if (it == sm_->index_.end() || it->second.latest == nullptr) return false;
+  *kv = *it->second.latest;
   return true;
 }
 
-absl::Status KvStateMachine::ApplyTxn::CapturePrev(const KeyIndex* ki) {
+absl::Status KvStateMachine::ApplyTxn::CapturePrev(const KeyEntry* entry) {
   mvccpb::KeyValue& prev = prevs_.emplace_back();
   Revision rev;
-  if (ki == nullptr || !ki->GetModified(begin_rev_, &rev)) return absl::OkStatus();
+  if (entry == nullptr || !entry->history.GetModified(begin_rev_, &rev)) return absl::OkStatus();
+  if (entry->latest != nullptr && entry->latest_rev == rev) {
+    prev = *entry->latest;
+    return absl::OkStatus();
+  }
   return sm_->ReadRecord(rev, &scratch_key_, &prev);
 }
 
-void KvStateMachine::ApplyTxn::Detach(const std::string& key) {
+void KvStateMachine::ApplyTxn::Detach(const std::string& key, const KeyEntry& entry) {
   sm_->mu_.AssertHeld();
-  auto kl = sm_->key_lease_.find(key);
-  if (kl == sm_->key_lease_.end()) return;
-  auto lease = sm_->leases_.find(kl->second);
+  if (entry.latest == nullptr || entry.latest->lease() == 0) return;
+  auto lease = sm_->leases_.find(entry.latest->lease());
   if (lease != sm_->leases_.end()) lease->second.keys.erase(key);
-  sm_->key_lease_.erase(kl);
 }
 
 absl::Status KvStateMachine::ApplyTxn::Put(absl::string_view key, std::string* value,
@@ -107,46 +101,50 @@ absl::Status KvStateMachine::ApplyTxn::Put(absl::string_view key, std::string* v
   const Revision idx_rev{rev, static_cast<int64_t>(changes_.size())};
   auto it = sm_->index_.find(key);
   const bool inserted = it == sm_->index_.end();
-  if (inserted) it = sm_->index_.emplace(std::string(key), KeyIndex()).first;
-  KeyIndex& ki = it->second;
-  if (want_prev_) KV_RETURN_IF_ERROR(CapturePrev(inserted ? nullptr : &ki));
-  KeyAt at;
-  const bool exists = !inserted && ki.Get(rev, &at);
+  if (inserted) it = sm_->index_.emplace(std::string(key), KeyEntry()).first;
+  KeyEntry& entry = it->second;
+  if (want_prev_) KV_RETURN_IF_ERROR(CapturePrev(inserted ? nullptr : &entry));
 
-  mvccpb::KeyValue& kv = changes_.emplace_back();
-  kv.set_key(it->first);
-  kv.set_value(std::move(*value));
-  kv.set_create_revision(exists ? at.created.main : rev);
-  kv.set_mod_revision(rev);
-  kv.set_version(exists ? at.version + 1 : 1);
-  kv.set_lease(lease);
-  kv.SerializeToString(&scratch_value_);
+  auto kv = std::make_shared<mvccpb::KeyValue>();
+  kv->set_key(it->first);
+  kv->set_value(std::move(*value));
+  const mvccpb::KeyValue* old = entry.latest.get();
+  kv->set_create_revision(old != nullptr ? old->create_revision() : rev);
+  kv->set_mod_revision(rev);
+  kv->set_version(old != nullptr ? old->version() + 1 : 1);
+  kv->set_lease(lease);
+  kv->SerializeToString(&scratch_value_);
   mvcc_keys::RevisionKeyInto(idx_rev, &scratch_key_);
   batch_.Put(scratch_key_, scratch_value_);
-  KV_RETURN_IF_ERROR(ki.Put(idx_rev));
+  KV_RETURN_IF_ERROR(entry.history.Put(idx_rev));
 
-  if (exists) Detach(it->first);
+  Detach(it->first, entry);
   if (lease != 0) {
     auto l = sm_->leases_.find(lease);
     if (l == sm_->leases_.end()) return absl::InternalError("mvcc: put with a missing lease");
     l->second.keys.insert(it->first);
-    sm_->key_lease_[it->first] = lease;
   }
+  entry.latest_rev = idx_rev;
+  entry.latest = kv;
+  changes_.push_back(std::move(kv));
   return absl::OkStatus();
 }
 
-absl::Status KvStateMachine::ApplyTxn::DeleteKey(const std::string& key, KeyIndex* ki) {
+absl::Status KvStateMachine::ApplyTxn::DeleteKey(const std::string& key, KeyEntry* entry) {
   sm_->mu_.AssertHeld();
-  if (want_prev_) KV_RETURN_IF_ERROR(CapturePrev(ki));
+  if (want_prev_) KV_RETURN_IF_ERROR(CapturePrev(entry));
   const Revision idx_rev{begin_rev_ + 1, static_cast<int64_t>(changes_.size())};
-  mvccpb::KeyValue& kv = changes_.emplace_back();
-  kv.set_key(key);
-  kv.set_mod_revision(idx_rev.main);
-  kv.SerializeToString(&scratch_value_);
+  auto kv = std::make_shared<mvccpb::KeyValue>();
+  kv->set_key(key);
+  kv->set_mod_revision(idx_rev.main);
+  kv->SerializeToString(&scratch_value_);
   mvcc_keys::RevisionKeyInto(idx_rev, &scratch_key_);
   batch_.Put(scratch_key_, scratch_value_);
-  KV_RETURN_IF_ERROR(ki->Tombstone(idx_rev));
-  Detach(key);
+  KV_RETURN_IF_ERROR(entry->history.Tombstone(idx_rev));
+  Detach(key, *entry);
+  entry->latest.reset();
+  entry->latest_rev = idx_rev;
+  changes_.push_back(std::move(kv));
   return absl::OkStatus();
 }
 
@@ -154,15 +152,15 @@ absl::StatusOr<int64_t> KvStateMachine::ApplyTxn::DeleteRange(
     const internal::KeyRange& range, google::protobuf::RepeatedPtrField<mvccpb::KeyValue>* prev) {
   sm_->mu_.AssertHeld();
   // Tombstones change index entries, never the set of keys, so the iterator
-  // stays valid.
-  const int64_t at = rev();
+  // stays valid. Only live keys are deleted; what an earlier op of this
+  // command wrote is live too.
   int64_t deleted = 0;
   auto it = range.single ? sm_->index_.find(range.key) : sm_->index_.lower_bound(range.key);
   for (; it != sm_->index_.end() && !range.Past(it->first); ++it) {
-    Revision kr;
-    if (!it->second.GetModified(at, &kr)) continue;
-    if (prev != nullptr) KV_RETURN_IF_ERROR(Fetch(kr, prev->Add()));
-    KV_RETURN_IF_ERROR(DeleteKey(it->first, &it->second));
+    KeyEntry& entry = it->second;
+    if (entry.latest == nullptr) continue;
+    if (prev != nullptr) *prev->Add() = *entry.latest;
+    KV_RETURN_IF_ERROR(DeleteKey(it->first, &entry));
     ++deleted;
     if (range.single) break;
   }
@@ -172,10 +170,10 @@ absl::StatusOr<int64_t> KvStateMachine::ApplyTxn::DeleteRange(
 std::vector<mvccpb::Event> KvStateMachine::ApplyTxn::TakeEvents() {
   std::vector<mvccpb::Event> events(changes_.size());
   for (size_t i = 0; i < changes_.size(); ++i) {
-    mvccpb::KeyValue& kv = changes_[i];
+    const mvccpb::KeyValue& kv = *changes_[i];
     events[i].set_type(kv.version() == 0 ? mvccpb::Event::DELETE : mvccpb::Event::PUT);
     if (want_prev_ && prevs_[i].version() != 0) *events[i].mutable_prev_kv() = std::move(prevs_[i]);
-    *events[i].mutable_kv() = std::move(kv);
+    *events[i].mutable_kv() = kv;
   }
   changes_.clear();
   return events;
@@ -379,11 +377,11 @@ absl::Status KvStateMachine::ApplyCompaction(const etcdserverpb::CompactionReque
                                              ApplyTxn* txn,
                                              etcdserverpb::CompactionResponse* resp) {
   const int64_t rev = r.revision();
-  if (rev <= compact_rev_) return ErrCompacted();
-  if (rev > current_rev_) return ErrFutureRev();
-  // Published before the batch deletes anything (see compact_rev_seen_).
-  compact_rev_ = rev;
-  compact_rev_seen_.store(rev, std::memory_order_seq_cst);
+  const int64_t current = current_rev_.load(std::memory_order_relaxed);
+  if (rev <= compact_rev_.load(std::memory_order_relaxed)) return ErrCompacted();
+  if (rev > current) return ErrFutureRev();
+  // Published before the batch deletes anything (see compact_rev_).
+  compact_rev_.store(rev, std::memory_order_seq_cst);
   txn->batch()->Put(mvcc_keys::kCompactKey, mvcc_keys::EncodeBE64(static_cast<uint64_t>(rev + 1)));
   // Every stored record is in the index, so the records a compaction
   // removes are the index revisions <= rev it does not keep.
@@ -392,22 +390,22 @@ absl::Status KvStateMachine::ApplyCompaction(const etcdserverpb::CompactionReque
   std::string key;
   for (auto it = index_.begin(); it != index_.end();) {
     old.clear();
-    for (const Generation& g : it->second.generations()) {
+    for (const Generation& g : it->second.history.generations()) {
       for (const Revision& kr : g.revs) {
         if (kr.main > rev) break;
         old.push_back(kr);
       }
     }
     keep.clear();
-    it->second.Compact(rev, &keep);
+    it->second.history.Compact(rev, &keep);
     for (const Revision& kr : old) {
       if (keep.contains(kr)) continue;
       mvcc_keys::RevisionKeyInto(kr, &key);
       txn->batch()->Delete(key);
     }
-    it = it->second.IsEmpty() ? index_.erase(it) : std::next(it);
+    it = it->second.history.IsEmpty() ? index_.erase(it) : std::next(it);
   }
-  resp->mutable_header()->set_revision(current_rev_);
+  resp->mutable_header()->set_revision(current);
   return absl::OkStatus();
 }
 
@@ -481,10 +479,7 @@ absl::Status KvStateMachine::Commit(uint64_t index, ApplyTxn* txn) {
     failed_ = s;
     return s;
   }
-  if (changed) {
-    absl::MutexLock lock(&mu_);
-    current_rev_ = txn->begin_rev() + 1;
-  }
+  if (changed) current_rev_.store(txn->begin_rev() + 1, std::memory_order_seq_cst);
   applied_index_.store(index, std::memory_order_release);
   if (changed && listener_ != nullptr) {
     listener_->OnRevision(txn->begin_rev() + 1, txn->TakeEvents());

@@ -9,6 +9,7 @@
 #define ARBITER_KVSTORE_KV_INTERNAL_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,13 @@ inline KeyRange MakeKeyRange(absl::string_view key, absl::string_view range_end)
   return r;
 }
 
+// A key found by a range walk: the revision of its value at the revision
+// read, and that value if it is the key's newest (held in memory).
+struct Hit {
+  Revision rev;
+  std::shared_ptr<const mvccpb::KeyValue> kv;
+};
+
 // Where Range, compares and txn checks read from.
 class ReadSource {
  public:
@@ -60,12 +68,30 @@ class ReadSource {
   // The compacted revision (-1 if never compacted).
   virtual int64_t first_rev() const = 0;
   // For every key in range live at at_rev, in key order: ++*count, and
-  // append its revision to *revs while revs->size() < max_revs.
-  virtual absl::Status Collect(const KeyRange& range, int64_t at_rev, size_t max_revs,
-                               std::vector<Revision>* revs, int64_t* count) = 0;
-  // The KeyValue stored at rev.
-  virtual absl::Status Fetch(Revision rev, mvccpb::KeyValue* kv) = 0;
+  // append it to *hits while hits->size() < max_hits.
+  virtual absl::Status Collect(const KeyRange& range, int64_t at_rev, size_t max_hits,
+                               std::vector<Hit>* hits, int64_t* count) = 0;
+  // The KeyValue of a hit.
+  virtual absl::Status Fetch(const Hit& hit, mvccpb::KeyValue* kv) = 0;
 };
+
+// Adds the key of entry to a range walk at at_rev (see ReadSource::Collect).
+template <typename Entry>
+void AddHit(const Entry& entry, int64_t at_rev, size_t max_hits, std::vector<Hit>* hits,
+            int64_t* count) {
+  Revision rev;
+  // The common case: the key is live and its newest value is visible.
+  if (entry.latest != nullptr && entry.latest_rev.main <= at_rev) {
+    rev = entry.latest_rev;
+  } else if (!entry.history.GetModified(at_rev, &rev)) {
+    return;
+  }
+  ++*count;
+  if (hits->size() >= max_hits) return;
+  Hit& hit = hits->emplace_back();
+  hit.rev = rev;
+  if (entry.latest != nullptr && entry.latest_rev == rev) hit.kv = entry.latest;
+}
 
 // True for the statuses that mean storage failure or a broken invariant
 // (fail-stop), as opposed to an etcd error answered to the client.
@@ -109,6 +135,13 @@ absl::Status ExecuteReadOnlyTxn(ReadSource* src, const etcdserverpb::TxnRequest&
 
 namespace arbiter::kv {
 
+// Buffers the apply thread reuses from command to command.
+struct KvStateMachine::ApplyScratch {
+  leveldb::WriteBatch batch;
+  std::string key;
+  std::string value;
+};
+
 // The apply thread's view and write set for one command: reads see the
 // store as of the command's start plus its own earlier writes (etcd's
 // storeTxnWrite); writes go to one WriteBatch and into the index under the
@@ -117,14 +150,22 @@ namespace arbiter::kv {
 class KvStateMachine::ApplyTxn : public internal::ReadSource {
  public:
   ApplyTxn(KvStateMachine* sm, int64_t begin_rev, bool want_prev)
-      : sm_(sm), begin_rev_(begin_rev), want_prev_(want_prev) {}
+      : sm_(sm),
+        begin_rev_(begin_rev),
+        want_prev_(want_prev),
+        batch_(sm->scratch_->batch),
+        scratch_key_(sm->scratch_->key),
+        scratch_value_(sm->scratch_->value) {
+    batch_.Clear();
+  }
 
   // begin_rev, plus one once the command changed a key (etcd's read rev).
+  // The index already holds the command's writes, so reads see them.
   int64_t rev() const override { return begin_rev_ + (changes_.empty() ? 0 : 1); }
   int64_t first_rev() const override;
-  absl::Status Collect(const internal::KeyRange& range, int64_t at_rev, size_t max_revs,
-                       std::vector<Revision>* revs, int64_t* count) override;
-  absl::Status Fetch(Revision rev, mvccpb::KeyValue* kv) override;
+  absl::Status Collect(const internal::KeyRange& range, int64_t at_rev, size_t max_hits,
+                       std::vector<internal::Hit>* hits, int64_t* count) override;
+  absl::Status Fetch(const internal::Hit& hit, mvccpb::KeyValue* kv) override;
 
   // The key's current KeyValue (with this command's writes): false if none.
   absl::StatusOr<bool> Get(absl::string_view key, mvccpb::KeyValue* kv);
@@ -144,21 +185,24 @@ class KvStateMachine::ApplyTxn : public internal::ReadSource {
 
  private:
   // The key's KeyValue as of begin_rev (for events' prev_kv).
-  absl::Status CapturePrev(const KeyIndex* ki);
-  absl::Status DeleteKey(const std::string& key, KeyIndex* ki);
-  void Detach(const std::string& key);
+  absl::Status CapturePrev(const KeyEntry* entry);
+  absl::Status DeleteKey(const std::string& key, KeyEntry* entry);
+  // Takes key off the lease its newest value names, if any.
+  void Detach(const std::string& key, const KeyEntry& entry);
 
   KvStateMachine* const sm_;
   const int64_t begin_rev_;
   const bool want_prev_;
   // The KeyValue written at (begin_rev + 1, i) is changes_[i]; a tombstone
   // has only key and mod_revision.
-  std::vector<mvccpb::KeyValue> changes_;
+  std::vector<std::shared_ptr<const mvccpb::KeyValue>> changes_;
   // With want_prev_: the previous KeyValue of changes_[i] (empty if none).
   std::vector<mvccpb::KeyValue> prevs_;
-  leveldb::WriteBatch batch_;
-  std::string scratch_key_;
-  std::string scratch_value_;
+  // Reused from command to command (apply thread only), so they keep
+  // their capacity.
+  leveldb::WriteBatch& batch_;
+  std::string& scratch_key_;
+  std::string& scratch_value_;
 };
 
 // A reader's view at the revision published when it was created. Looks up
@@ -171,9 +215,9 @@ class KvStateMachine::IndexReader : public internal::ReadSource {
 
   int64_t rev() const override { return rev_; }
   int64_t first_rev() const override { return first_rev_; }
-  absl::Status Collect(const internal::KeyRange& range, int64_t at_rev, size_t max_revs,
-                       std::vector<Revision>* revs, int64_t* count) override;
-  absl::Status Fetch(Revision rev, mvccpb::KeyValue* kv) override;
+  absl::Status Collect(const internal::KeyRange& range, int64_t at_rev, size_t max_hits,
+                       std::vector<internal::Hit>* hits, int64_t* count) override;
+  absl::Status Fetch(const internal::Hit& hit, mvccpb::KeyValue* kv) override;
 
   // True if a Restore overlapped the reads (retry them).
   bool Restored() const;

@@ -64,21 +64,25 @@ bool CompareKv(const Compare& c, const KeyValue& kv) {
 // etcd's applyCompare: the compare must hold for every key in its range; no
 // key at all fails a VALUE compare and compares the other targets with 0.
 absl::StatusOr<bool> ApplyCompare(ReadSource* src, const Compare& c) {
-  std::vector<Revision> revs;
+  std::vector<Hit> hits;
   int64_t count = 0;
   if (absl::Status s = src->Collect(MakeKeyRange(c.key(), c.range_end()), src->rev(),
-                                    std::numeric_limits<size_t>::max(), &revs, &count);
+                                    std::numeric_limits<size_t>::max(), &hits, &count);
       !s.ok()) {
     return s;
   }
-  if (revs.empty()) {
+  if (hits.empty()) {
     if (c.target() == Compare::VALUE) return false;
     return CompareKv(c, KeyValue());
   }
-  KeyValue kv;
-  for (const Revision& rev : revs) {
-    if (absl::Status s = src->Fetch(rev, &kv); !s.ok()) return s;
-    if (!CompareKv(c, kv)) return false;
+  KeyValue fetched;
+  for (const Hit& hit : hits) {
+    const KeyValue* kv = hit.kv.get();
+    if (kv == nullptr) {
+      if (absl::Status s = src->Fetch(hit, &fetched); !s.ok()) return s;
+      kv = &fetched;
+    }
+    if (!CompareKv(c, *kv)) return false;
   }
   return true;
 }
@@ -164,10 +168,10 @@ absl::Status RangeOn(ReadSource* src, const RangeRequest& r, etcdserverpb::Range
   }
   if (r.count_only()) fetch = 0;
 
-  std::vector<Revision> revs;
+  std::vector<Hit> hits;
   int64_t count = 0;
   if (absl::Status s =
-          src->Collect(MakeKeyRange(r.key(), r.range_end()), rev, fetch, &revs, &count);
+          src->Collect(MakeKeyRange(r.key(), r.range_end()), rev, fetch, &hits, &count);
       !s.ok()) {
     return s;
   }
@@ -178,9 +182,9 @@ absl::Status RangeOn(ReadSource* src, const RangeRequest& r, etcdserverpb::Range
   // The count is taken before the limit and the filters, as etcd's.
   resp->set_count(count);
   auto* kvs = resp->mutable_kvs();
-  kvs->Reserve(static_cast<int>(revs.size()));
-  for (const Revision& kr : revs) {
-    if (absl::Status s = src->Fetch(kr, kvs->Add()); !s.ok()) return s;
+  kvs->Reserve(static_cast<int>(hits.size()));
+  for (const Hit& hit : hits) {
+    if (absl::Status s = src->Fetch(hit, kvs->Add()); !s.ok()) return s;
   }
   if (filtered) FilterRange(r, kvs);
   SortRange(r, kvs);

@@ -47,62 +47,54 @@ class SnapshotHolder {
 
 // ---- IndexReader -----------------------------------------------------------
 
-KvStateMachine::IndexReader::IndexReader(const KvStateMachine* sm) : sm_(sm) {
-  absl::ReaderMutexLock lock(&sm->mu_);
-  rev_ = sm->current_rev_;
-  first_rev_ = sm->compact_rev_;
-  epoch_ = sm->epoch_.load(std::memory_order_seq_cst);
+KvStateMachine::IndexReader::IndexReader(const KvStateMachine* sm)
+    : sm_(sm), epoch_(sm->epoch_.load(std::memory_order_seq_cst)) {
+  // No lock: the epoch check after the reads catches a Restore that
+  // replaced these (an odd epoch means one is under way).
+  rev_ = sm->current_rev_.load(std::memory_order_seq_cst);
+  first_rev_ = sm->compact_rev_.load(std::memory_order_seq_cst);
 }
 
 absl::Status KvStateMachine::IndexReader::Collect(const internal::KeyRange& range, int64_t at_rev,
-                                                  size_t max_revs, std::vector<Revision>* revs,
+                                                  size_t max_hits, std::vector<internal::Hit>* hits,
                                                   int64_t* count) {
   min_at_rev_ = std::min(min_at_rev_, at_rev);
-  Revision rev;
   if (range.single) {
     absl::ReaderMutexLock lock(&sm_->mu_);
     auto it = sm_->index_.find(range.key);
-    if (it != sm_->index_.end() && it->second.GetModified(at_rev, &rev)) {
-      ++*count;
-      if (revs->size() < max_revs) revs->push_back(rev);
-    }
+    if (it != sm_->index_.end()) internal::AddHit(it->second, at_rev, max_hits, hits, count);
     return absl::OkStatus();
   }
   // Entries at or below at_rev do not change while we read (only a
   // compaction above at_rev could, and CheckCompaction catches that), so the
   // walk can let go of the lock between chunks and resume at the next key.
   std::string resume(range.key);
-  bool done = false;
-  while (!done) {
+  while (true) {
     absl::ReaderMutexLock lock(&sm_->mu_);
     auto it = sm_->index_.lower_bound(resume);
     for (size_t n = 0; n < kIndexChunk; ++n, ++it) {
-      if (it == sm_->index_.end() || range.Past(it->first)) {
-        done = true;
-        break;
-      }
-      if (!it->second.GetModified(at_rev, &rev)) continue;
-      ++*count;
-      if (revs->size() < max_revs) revs->push_back(rev);
+      if (it == sm_->index_.end() || range.Past(it->first)) return absl::OkStatus();
+      internal::AddHit(it->second, at_rev, max_hits, hits, count);
     }
-    if (!done) {
-      if (it == sm_->index_.end()) break;
-      resume = it->first;
-    }
+    if (it == sm_->index_.end()) return absl::OkStatus();
+    resume = it->first;
   }
-  return absl::OkStatus();
 }
 
-absl::Status KvStateMachine::IndexReader::Fetch(Revision rev, mvccpb::KeyValue* kv) {
-  return sm_->ReadRecord(rev, &scratch_key_, kv);
+absl::Status KvStateMachine::IndexReader::Fetch(const internal::Hit& hit, mvccpb::KeyValue* kv) {
+  if (hit.kv != nullptr) {
+    *kv = *hit.kv;
+    return absl::OkStatus();
+  }
+  return sm_->ReadRecord(hit.rev, &scratch_key_, kv);
 }
 
 bool KvStateMachine::IndexReader::Restored() const {
-  return sm_->epoch_.load(std::memory_order_seq_cst) != epoch_;
+  return sm_->epoch_.load(std::memory_order_seq_cst) != epoch_ || (epoch_ & 1) != 0;
 }
 
 absl::Status KvStateMachine::IndexReader::CheckCompaction() const {
-  if (sm_->compact_rev_seen_.load(std::memory_order_seq_cst) > min_at_rev_) return ErrCompacted();
+  if (sm_->compact_rev_.load(std::memory_order_seq_cst) > min_at_rev_) return ErrCompacted();
   return absl::OkStatus();
 }
 
@@ -111,7 +103,11 @@ absl::Status KvStateMachine::RetryOnRestore(F read) const {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     IndexReader reader(this);
     absl::Status s = read(&reader);
-    if (reader.Restored()) continue;
+    if (reader.Restored()) {
+      // A Restore holds the lock until the new state is in place.
+      absl::ReaderMutexLock wait(&mu_);
+      continue;
+    }
     // A record missing because a compaction overtook the read is a
     // compaction, not damage.
     if (absl::Status c = reader.CheckCompaction(); !c.ok()) return c;
@@ -148,13 +144,11 @@ absl::Status KvStateMachine::ReadTxn(const etcdserverpb::TxnRequest& r,
 }
 
 int64_t KvStateMachine::CurrentRevision() const {
-  absl::ReaderMutexLock lock(&mu_);
-  return current_rev_;
+  return current_rev_.load(std::memory_order_seq_cst);
 }
 
 int64_t KvStateMachine::CompactRevision() const {
-  absl::ReaderMutexLock lock(&mu_);
-  return compact_rev_;
+  return compact_rev_.load(std::memory_order_seq_cst);
 }
 
 // ---- Hashes and size -----------------------------------------------------------
@@ -166,13 +160,16 @@ absl::StatusOr<HashKvResult> KvStateMachine::HashKv(int64_t rev) const {
   {
     // Held while the kept set is computed, so it matches the snapshot.
     // HashKV is a rare maintenance call.
+    // The apply thread changes the revisions and the index only while it
+    // holds the lock exclusively (a write it has not published is above
+    // current_rev_ and is not hashed).
     absl::ReaderMutexLock lock(&mu_);
-    result.current_revision = current_rev_;
-    result.compact_revision = compact_rev_;
-    if (rev > 0 && rev <= compact_rev_) return ErrCompacted();
-    if (rev > current_rev_) return ErrFutureRev();
-    if (rev <= 0) rev = current_rev_;
-    for (const auto& [key, ki] : index_) ki.Keep(rev, &keep);
+    result.current_revision = current_rev_.load(std::memory_order_seq_cst);
+    result.compact_revision = compact_rev_.load(std::memory_order_seq_cst);
+    if (rev > 0 && rev <= result.compact_revision) return ErrCompacted();
+    if (rev > result.current_revision) return ErrFutureRev();
+    if (rev <= 0) rev = result.current_revision;
+    for (const auto& [key, entry] : index_) entry.history.Keep(rev, &keep);
     snap = std::make_unique<SnapshotHolder>(db_.get());
   }
   const Revision upper{rev + 1, 0};
@@ -251,13 +248,26 @@ absl::StatusOr<EventBatch> KvStateMachine::ReadEvents(absl::string_view key,
     int64_t min_lookup = std::numeric_limits<int64_t>::max();
     absl::StatusOr<EventBatch> batch =
         ReadEventsOnce(key, range_end, start_rev, end_rev, prev_kv, max_events, &min_lookup);
-    if (epoch_.load(std::memory_order_seq_cst) != epoch) continue;
+    if (epoch_.load(std::memory_order_seq_cst) != epoch || (epoch & 1) != 0) continue;
     // prev_kv lookups in the index below a compaction that overtook them
     // may have missed history.
-    if (compact_rev_seen_.load(std::memory_order_seq_cst) > min_lookup) return ErrCompacted();
+    if (compact_rev_.load(std::memory_order_seq_cst) > min_lookup) return ErrCompacted();
     return batch;
   }
   return ErrCompacted();
+}
+
+void KvStateMachine::ReadPrevKv(const leveldb::ReadOptions& ro, const std::string& key, int64_t rev,
+                                mvccpb::Event* ev) const {
+  Revision kr;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = index_.find(key);
+    if (it == index_.end() || !it->second.history.GetModified(rev, &kr)) return;
+  }
+  std::string rkey, value;
+  mk::RevisionKeyInto(kr, &rkey);
+  if (db_->Get(ro, rkey, &value).ok()) ev->mutable_prev_kv()->ParseFromString(value);
 }
 
 absl::StatusOr<EventBatch> KvStateMachine::ReadEventsOnce(absl::string_view key,
@@ -271,17 +281,16 @@ absl::StatusOr<EventBatch> KvStateMachine::ReadEventsOnce(absl::string_view key,
   std::unique_ptr<SnapshotHolder> snap;
   {
     absl::ReaderMutexLock lock(&mu_);
-    compact = compact_rev_;
+    compact = compact_rev_.load(std::memory_order_seq_cst);
+    const int64_t current = current_rev_.load(std::memory_order_seq_cst);
     if (start_rev < compact) return ErrCompacted();
-    if (end_rev <= 0 || end_rev > current_rev_) end_rev = current_rev_;
+    if (end_rev <= 0 || end_rev > current) end_rev = current;
     snap = std::make_unique<SnapshotHolder>(db_.get());
   }
   EventBatch batch;
   batch.next_revision = end_rev + 1;
   const leveldb::ReadOptions ro = snap->Options();
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
-  std::string scratch;
-  std::string value;
   int64_t current_main = -1;
   for (it->Seek(mk::RevisionKey(Revision{std::max<int64_t>(start_rev, 0), 0})); it->Valid();
        it->Next()) {
@@ -305,18 +314,8 @@ absl::StatusOr<EventBatch> KvStateMachine::ReadEventsOnce(absl::string_view key,
     // The key as of the revision before (etcd reads prev_kv at rev - 1);
     // unknown below the compacted revision.
     if (prev_kv && kr->main - 1 >= compact && kr->main - 1 >= 1) {
-      Revision prev;
-      bool found = false;
-      {
-        absl::ReaderMutexLock lock(&mu_);
-        auto ki = index_.find(kv.key());
-        found = ki != index_.end() && ki->second.GetModified(kr->main - 1, &prev);
-      }
       *min_lookup = std::min(*min_lookup, kr->main - 1);
-      if (found) {
-        mk::RevisionKeyInto(prev, &scratch);
-        if (db_->Get(ro, scratch, &value).ok()) ev.mutable_prev_kv()->ParseFromString(value);
-      }
+      ReadPrevKv(ro, kv.key(), kr->main - 1, &ev);
     }
     *ev.mutable_kv() = std::move(kv);
   }

@@ -2,6 +2,7 @@
 // record reads. Apply is in kv_apply.cc, the read paths in kv_read.cc.
 #include "kvstore/kv_state_machine.h"
 
+#include <memory>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -98,47 +99,79 @@ void Fnv(uint64_t* h, absl::string_view data) {
   }
 }
 
-}  // namespace
+// Splits a snapshot into its records (views into data), checking the frame.
+absl::Status ParseSnapshot(absl::string_view data,
+                           std::vector<std::pair<absl::string_view, absl::string_view>>* records) {
+  auto bad = [](absl::string_view what) {
+    return absl::DataLossError(absl::StrCat("mvcc snapshot: ", what));
+  };
+  if (data.size() < kSnapshotMagic.size() + 8 + 4 || !absl::StartsWith(data, kSnapshotMagic)) {
+    return bad("not a state snapshot");
+  }
+  const absl::string_view framed = data.substr(0, data.size() - 4);
+  const absl::string_view tail = data.substr(data.size() - 4);
+  const uint32_t want = (static_cast<uint32_t>(static_cast<uint8_t>(tail[0])) << 24) |
+                        (static_cast<uint32_t>(static_cast<uint8_t>(tail[1])) << 16) |
+                        (static_cast<uint32_t>(static_cast<uint8_t>(tail[2])) << 8) |
+                        static_cast<uint32_t>(static_cast<uint8_t>(tail[3]));
+  if (Crc32c(0, framed) != want) return bad("checksum mismatch");
+  absl::string_view in = framed.substr(kSnapshotMagic.size());
+  const uint64_t count = mk::DecodeBE64(in);
+  in.remove_prefix(8);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t klen = 0, vlen = 0;
+    if (!ReadVarint(&in, &klen) || klen > in.size()) return bad("truncated record");
+    const absl::string_view key = in.substr(0, klen);
+    in.remove_prefix(klen);
+    if (!ReadVarint(&in, &vlen) || vlen > in.size()) return bad("truncated record");
+    if (!records->empty() && key <= records->back().first) return bad("records out of order");
+    records->emplace_back(key, in.substr(0, vlen));
+    in.remove_prefix(vlen);
+  }
+  if (!in.empty()) return bad("trailing bytes");
+  return absl::OkStatus();
+}
 
 // Adds one "r/" record to the rebuilt index, checking that it continues the
 // key's history.
-static absl::Status LoadRecord(absl::string_view key, absl::string_view value, Revision rev,
-                               absl::btree_map<std::string, KeyIndex>* index,
-                               absl::flat_hash_map<std::string, int64_t>* key_lease) {
-  mvccpb::KeyValue kv;
-  if (!kv.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+template <typename Index>
+absl::Status LoadRecord(absl::string_view key, absl::string_view value, Revision rev,
+                        Index* index) {
+  auto kv = std::make_shared<mvccpb::KeyValue>();
+  if (!kv->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return Corrupt(key, "KeyValue does not parse");
   }
-  if (kv.mod_revision() != rev.main) return Corrupt(key, "mod_revision differs from the key");
-  KeyIndex& ki = (*index)[kv.key()];
-  if (kv.version() == 0) {
+  if (kv->mod_revision() != rev.main) return Corrupt(key, "mod_revision differs from the key");
+  auto& entry = (*index)[kv->key()];
+  KeyIndex& ki = entry.history;
+  if (kv->version() == 0) {
     if (!ki.IsLive()) return Corrupt(key, "tombstone of a key that is not live");
     if (!ki.Tombstone(rev).ok()) return Corrupt(key, "revision out of order");
-    key_lease->erase(kv.key());
+    entry.latest.reset();
+    entry.latest_rev = rev;
     return absl::OkStatus();
   }
   if (ki.IsEmpty()) {
     // The first record left by compaction: the middle of a generation.
-    ki.Restore(Revision{kv.create_revision(), 0}, rev, kv.version());
+    ki.Restore(Revision{kv->create_revision(), 0}, rev, kv->version());
   } else if (ki.IsLive()) {
     const Generation& g = ki.generations().back();
-    if (kv.create_revision() != g.created.main || kv.version() != g.ver + 1) {
+    if (kv->create_revision() != g.created.main || kv->version() != g.ver + 1) {
       return Corrupt(key, "create_revision or version does not continue the key's history");
     }
     if (!ki.Put(rev).ok()) return Corrupt(key, "revision out of order");
   } else {
-    if (kv.create_revision() != rev.main || kv.version() != 1) {
+    if (kv->create_revision() != rev.main || kv->version() != 1) {
       return Corrupt(key, "re-creation with create_revision or version not its own");
     }
     if (!ki.Put(rev).ok()) return Corrupt(key, "revision out of order");
   }
-  if (kv.lease() != 0) {
-    (*key_lease)[kv.key()] = kv.lease();
-  } else {
-    key_lease->erase(kv.key());
-  }
+  entry.latest = std::move(kv);
+  entry.latest_rev = rev;
   return absl::OkStatus();
 }
+
+}  // namespace
 
 template <typename Records>
 absl::Status KvStateMachine::LoadState(Records& records, State* state) {
@@ -148,10 +181,7 @@ absl::Status KvStateMachine::LoadState(Records& records, State* state) {
     const absl::string_view value = records.value();
     if (std::optional<Revision> rev = mk::DecodeRevisionKey(key)) {
       if (rev->main > state->current_rev) return Corrupt(key, "revision above the current one");
-      if (absl::Status s = LoadRecord(key, value, *rev, &state->index, &state->key_lease);
-          !s.ok()) {
-        return s;
-      }
+      if (absl::Status s = LoadRecord(key, value, *rev, &state->index); !s.ok()) return s;
     } else if (std::optional<uint64_t> id = mk::DecodeIdKey(key, mk::kLeasePrefix)) {
       LeaseState& l = state->leases[static_cast<int64_t>(*id)];
       if (!mk::DecodeLeaseValue(value, &l.ttl, &l.remaining_ttl)) {
@@ -182,7 +212,9 @@ absl::Status KvStateMachine::LoadState(Records& records, State* state) {
   if (state->compact_rev > state->current_rev) {
     return Corrupt(mk::kCompactKey, "compacted revision above the current one");
   }
-  for (const auto& [key, lease] : state->key_lease) {
+  for (const auto& [key, entry] : state->index) {
+    if (entry.latest == nullptr || entry.latest->lease() == 0) continue;
+    const int64_t lease = entry.latest->lease();
     auto l = state->leases.find(lease);
     if (l == state->leases.end()) {
       return Corrupt(mk::LeaseKey(lease),
@@ -191,24 +223,26 @@ absl::Status KvStateMachine::LoadState(Records& records, State* state) {
     l->second.keys.insert(key);
   }
   // Keys whose last generation compaction emptied are not kept.
-  absl::erase_if(state->index, [](const auto& e) { return e.second.IsEmpty(); });
+  absl::erase_if(state->index, [](const auto& e) { return e.second.history.IsEmpty(); });
   return absl::OkStatus();
 }
 
 void KvStateMachine::InstallState(State state) {
   index_ = std::move(state.index);
-  current_rev_ = state.current_rev;
-  compact_rev_ = state.compact_rev;
-  compact_rev_seen_.store(state.compact_rev, std::memory_order_seq_cst);
+  current_rev_.store(state.current_rev, std::memory_order_seq_cst);
+  compact_rev_.store(state.compact_rev, std::memory_order_seq_cst);
   leases_ = std::move(state.leases);
-  key_lease_ = std::move(state.key_lease);
   members_ = std::move(state.members);
 }
 
 KvStateMachine::KvStateMachine(const Options& options, std::unique_ptr<leveldb::Cache> cache,
                                std::unique_ptr<const leveldb::FilterPolicy> filter,
                                std::unique_ptr<leveldb::DB> db)
-    : options_(options), cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {}
+    : options_(options),
+      cache_(std::move(cache)),
+      filter_(std::move(filter)),
+      db_(std::move(db)),
+      scratch_(std::make_unique<ApplyScratch>()) {}
 
 KvStateMachine::~KvStateMachine() = default;
 
@@ -315,34 +349,11 @@ absl::StatusOr<std::string> KvStateMachine::Snapshot() const {
 
 absl::Status KvStateMachine::Restore(uint64_t index, absl::string_view data) {
   if (!failed_.ok()) return failed_;
-  auto bad = [](absl::string_view what) {
-    return absl::DataLossError(absl::StrCat("mvcc snapshot: ", what));
-  };
-  if (data.size() < kSnapshotMagic.size() + 8 + 4 || !absl::StartsWith(data, kSnapshotMagic)) {
-    return bad("not a state snapshot");
-  }
-  const absl::string_view framed = data.substr(0, data.size() - 4);
-  const absl::string_view tail = data.substr(data.size() - 4);
-  const uint32_t want = (static_cast<uint32_t>(static_cast<uint8_t>(tail[0])) << 24) |
-                        (static_cast<uint32_t>(static_cast<uint8_t>(tail[1])) << 16) |
-                        (static_cast<uint32_t>(static_cast<uint8_t>(tail[2])) << 8) |
-                        static_cast<uint32_t>(static_cast<uint8_t>(tail[3]));
-  if (Crc32c(0, framed) != want) return bad("checksum mismatch");
-  absl::string_view in = framed.substr(kSnapshotMagic.size());
-  const uint64_t count = mk::DecodeBE64(in);
-  in.remove_prefix(8);
   std::vector<std::pair<absl::string_view, absl::string_view>> records;
-  for (uint64_t i = 0; i < count; ++i) {
-    uint64_t klen = 0, vlen = 0;
-    if (!ReadVarint(&in, &klen) || klen > in.size()) return bad("truncated record");
-    const absl::string_view key = in.substr(0, klen);
-    in.remove_prefix(klen);
-    if (!ReadVarint(&in, &vlen) || vlen > in.size()) return bad("truncated record");
-    if (!records.empty() && key <= records.back().first) return bad("records out of order");
-    records.emplace_back(key, in.substr(0, vlen));
-    in.remove_prefix(vlen);
+  // Empty data is the empty state (a new cluster's first snapshot).
+  if (!data.empty()) {
+    if (absl::Status s = ParseSnapshot(data, &records); !s.ok()) return s;
   }
-  if (!in.empty()) return bad("trailing bytes");
   State state;
   VectorRecords source(records);
   if (absl::Status s = LoadState(source, &state); !s.ok()) return s;
@@ -360,15 +371,19 @@ absl::Status KvStateMachine::Restore(uint64_t index, absl::string_view data) {
   batch.Put(mk::kAppliedKey, mk::EncodeBE64(index));
   const int64_t rev = state.current_rev;
   {
-    // Readers that began before see the epoch change and retry; none can
-    // begin while the database and the index disagree.
+    // A seqlock: the epoch is odd while the database and the index may
+    // disagree, and readers that overlap any of it retry.
     absl::MutexLock lock(&mu_);
     epoch_.fetch_add(1, std::memory_order_seq_cst);
-    if (absl::Status s = Write(&batch); !s.ok()) {
+    absl::Status s = Write(&batch);
+    // A failed write changed nothing (LevelDB applies a batch only once its
+    // log record is written), so the old state stays consistent for readers.
+    if (s.ok()) InstallState(std::move(state));
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    if (!s.ok()) {
       failed_ = s;
       return s;
     }
-    InstallState(std::move(state));
   }
   applied_index_.store(index, std::memory_order_release);
   if (listener_ != nullptr) listener_->OnRestore(rev);

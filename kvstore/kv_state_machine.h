@@ -62,6 +62,7 @@ class Cache;
 class DB;
 class Env;
 class FilterPolicy;
+struct ReadOptions;
 class WriteBatch;
 }  // namespace leveldb
 
@@ -206,6 +207,16 @@ class KvStateMachine {
  private:
   class ApplyTxn;
   class IndexReader;
+  // One key: its history, and its newest KeyValue while it is live, so that
+  // reads of the current value need no LevelDB lookup.
+  struct KeyEntry {
+    KeyIndex history;
+    // Invariant: latest is null exactly when the key is not live; else it is
+    // the KeyValue stored at latest_rev, the key's last modification.
+    std::shared_ptr<const mvccpb::KeyValue> latest;
+    Revision latest_rev;
+  };
+  using Index = absl::btree_map<std::string, KeyEntry>;
   struct LeaseState {
     int64_t ttl = 0;
     int64_t remaining_ttl = 0;
@@ -213,11 +224,10 @@ class KvStateMachine {
   };
   // Everything rebuilt from the database (or a snapshot) in one piece.
   struct State {
-    absl::btree_map<std::string, KeyIndex> index;
+    Index index;
     int64_t current_rev = 1;
     int64_t compact_rev = -1;
     absl::flat_hash_map<int64_t, LeaseState> leases;
-    absl::flat_hash_map<std::string, int64_t> key_lease;
     absl::btree_map<uint64_t, internalpb::MemberAttributes> members;
   };
 
@@ -270,6 +280,10 @@ class KvStateMachine {
   absl::StatusOr<EventBatch> ReadEventsOnce(absl::string_view key, absl::string_view range_end,
                                             int64_t start_rev, int64_t end_rev, bool prev_kv,
                                             size_t max_events, int64_t* min_lookup) const;
+  // Sets ev's prev_kv to the value key had at rev, if it had one, read
+  // from the snapshot of ro.
+  void ReadPrevKv(const leveldb::ReadOptions& ro, const std::string& key, int64_t rev,
+                  mvccpb::Event* ev) const;
   // Runs read (at most a few times) until no Restore overlapped it.
   template <typename F>
   absl::Status RetryOnRestore(F read) const;
@@ -289,25 +303,27 @@ class KvStateMachine {
   // Guards the in-memory state that readers share with the apply thread.
   mutable absl::Mutex mu_;
   // Key -> history. Keys whose history compaction emptied are removed.
-  absl::btree_map<std::string, KeyIndex> index_ ABSL_GUARDED_BY(mu_);
-  // The published revision: every record at or below it is written.
-  // While Apply runs, index_ may hold revisions above it (not yet written).
-  int64_t current_rev_ ABSL_GUARDED_BY(mu_) = 1;
-  int64_t compact_rev_ ABSL_GUARDED_BY(mu_) = -1;
+  // While Apply runs, it may hold revisions above current_rev_ (not yet
+  // written); readers never look above current_rev_.
+  Index index_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, LeaseState> leases_ ABSL_GUARDED_BY(mu_);
-  // Live keys attached to a lease -> the lease (keys without one are absent).
-  absl::flat_hash_map<std::string, int64_t> key_lease_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<uint64_t, internalpb::MemberAttributes> members_ ABSL_GUARDED_BY(mu_);
 
-  // Lock-free copies for the checks readers make after reading values: a
-  // compaction (or Restore) stores them BEFORE its batch deletes anything, so
-  // a reader that loads them after its reads sees any change that could have
-  // removed a record it needed.
-  std::atomic<int64_t> compact_rev_seen_{-1};
+  // Written by the apply thread only; readers load them without the lock.
+  // The published revision: every record at or below it is written.
+  std::atomic<int64_t> current_rev_{1};
+  // A compaction (or Restore) stores it BEFORE its batch deletes anything,
+  // so a reader that loads it after its reads sees any change that could
+  // have removed a record it needed.
+  std::atomic<int64_t> compact_rev_{-1};
+  // A sequence count: odd while a Restore replaces the state; readers retry
+  // if it changed during their reads.
   std::atomic<uint64_t> epoch_{0};
   std::atomic<uint64_t> applied_index_{0};
 
   // Apply thread only.
+  struct ApplyScratch;
+  std::unique_ptr<ApplyScratch> scratch_;
   EventListener* listener_ = nullptr;
   // Set after a failed write: the in-memory state is ahead of the disk.
   absl::Status failed_;

@@ -122,41 +122,12 @@ internalpb::Response KvModel::Apply(const internalpb::Request& r,
       }
       break;
     }
-    case internalpb::Request::kLeaseGrant: {
-      int64_t id = r.lease_grant().id();
-      if (id == 0) id = store_response.lease_grant().id();  // checked by the caller
-      if (r.lease_grant().ttl() > 9000000000) {
-        s = ErrLeaseTtlTooLarge();
-      } else if (leases_.count(id) > 0) {
-        s = ErrLeaseExists();
-      } else {
-        const int64_t ttl = std::max(r.lease_grant().ttl(), min_lease_ttl_);
-        leases_[id].ttl = ttl;
-        resp.mutable_lease_grant()->set_id(id);
-        resp.mutable_lease_grant()->set_ttl(ttl);
-        resp.mutable_lease_grant()->mutable_header()->set_revision(rev_);
-      }
+    case internalpb::Request::kLeaseGrant:
+      s = LeaseGrant(r.lease_grant(), store_response, &resp);
       break;
-    }
-    case internalpb::Request::kLeaseRevoke: {
-      const int64_t id = r.lease_revoke().id();
-      if (leases_.count(id) == 0) {
-        s = ErrLeaseNotFound();
-        break;
-      }
-      TxnContext ctx{&states_.at(rev_), states_.at(rev_), rev_};
-      for (const auto& [k, kv] : *ctx.pre) {
-        if (kv.lease() != id) continue;
-        etcdserverpb::DeleteRangeRequest d;
-        d.set_key(k);
-        etcdserverpb::DeleteRangeResponse ignored;
-        DeleteRange(d, &ctx, &ignored);
-      }
-      Commit(&ctx);
-      leases_.erase(id);
-      resp.mutable_lease_revoke()->mutable_header()->set_revision(rev_);
+    case internalpb::Request::kLeaseRevoke:
+      s = LeaseRevoke(r.lease_revoke().id(), &resp);
       break;
-    }
     case internalpb::Request::kLeaseCheckpoint:
       for (const etcdserverpb::LeaseCheckpoint& cp : r.lease_checkpoint().checkpoints()) {
         auto it = leases_.find(cp.id());
@@ -172,6 +143,37 @@ internalpb::Response KvModel::Apply(const internalpb::Request& r,
   }
   if (!s.ok()) return ErrorResponse(s);
   return resp;
+}
+
+absl::Status KvModel::LeaseGrant(const etcdserverpb::LeaseGrantRequest& r,
+                                 const internalpb::Response& store_response,
+                                 internalpb::Response* resp) {
+  int64_t id = r.id();
+  if (id == 0) id = store_response.lease_grant().id();  // checked by the caller
+  if (r.ttl() > 9000000000) return ErrLeaseTtlTooLarge();
+  if (leases_.count(id) > 0) return ErrLeaseExists();
+  const int64_t ttl = std::max(r.ttl(), min_lease_ttl_);
+  leases_[id].ttl = ttl;
+  resp->mutable_lease_grant()->set_id(id);
+  resp->mutable_lease_grant()->set_ttl(ttl);
+  resp->mutable_lease_grant()->mutable_header()->set_revision(rev_);
+  return absl::OkStatus();
+}
+
+absl::Status KvModel::LeaseRevoke(int64_t id, internalpb::Response* resp) {
+  if (leases_.count(id) == 0) return ErrLeaseNotFound();
+  TxnContext ctx{&states_.at(rev_), states_.at(rev_), rev_};
+  for (const auto& [k, kv] : *ctx.pre) {
+    if (kv.lease() != id) continue;
+    etcdserverpb::DeleteRangeRequest d;
+    d.set_key(k);
+    etcdserverpb::DeleteRangeResponse ignored;
+    DeleteRange(d, &ctx, &ignored);
+  }
+  Commit(&ctx);
+  leases_.erase(id);
+  resp->mutable_lease_revoke()->mutable_header()->set_revision(rev_);
+  return absl::OkStatus();
 }
 
 void KvModel::Commit(TxnContext* ctx) {
@@ -299,6 +301,36 @@ absl::Status KvModel::Range(const RangeRequest& r, etcdserverpb::RangeResponse* 
   return RangeIn(r, rev_, &states_.at(rev_), resp);
 }
 
+void KvModel::Sort(const RangeRequest& r, std::vector<const KeyValue*>* kvs) {
+  auto field = [&](const KeyValue* kv) -> std::string {
+    switch (r.sort_target()) {
+      case RangeRequest::KEY:
+        return kv->key();
+      case RangeRequest::VALUE:
+        return kv->value();
+      default: {
+        const int64_t v = r.sort_target() == RangeRequest::VERSION  ? kv->version()
+                          : r.sort_target() == RangeRequest::CREATE ? kv->create_revision()
+                                                                    : kv->mod_revision();
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%020lld", static_cast<long long>(v));
+        return buf;
+      }
+    }
+  };
+  RangeRequest::SortOrder order = r.sort_order();
+  if (order == RangeRequest::NONE && r.sort_target() != RangeRequest::KEY) {
+    order = RangeRequest::ASCEND;
+  }
+  if (order == RangeRequest::ASCEND) {
+    std::stable_sort(kvs->begin(), kvs->end(),
+                     [&](const KeyValue* a, const KeyValue* b) { return field(a) < field(b); });
+  } else if (order == RangeRequest::DESCEND) {
+    std::stable_sort(kvs->begin(), kvs->end(),
+                     [&](const KeyValue* a, const KeyValue* b) { return field(b) < field(a); });
+  }
+}
+
 absl::Status KvModel::RangeIn(const RangeRequest& r, int64_t cur, const State* current,
                               etcdserverpb::RangeResponse* resp) const {
   const State* state = current;
@@ -335,33 +367,7 @@ absl::Status KvModel::RangeIn(const RangeRequest& r, int64_t cur, const State* c
   if (r.max_create_revision() != 0) {
     drop([&](const KeyValue* kv) { return kv->create_revision() > r.max_create_revision(); });
   }
-  auto field = [&](const KeyValue* kv) -> std::string {
-    switch (r.sort_target()) {
-      case RangeRequest::KEY:
-        return kv->key();
-      case RangeRequest::VALUE:
-        return kv->value();
-      default: {
-        const int64_t v = r.sort_target() == RangeRequest::VERSION  ? kv->version()
-                          : r.sort_target() == RangeRequest::CREATE ? kv->create_revision()
-                                                                    : kv->mod_revision();
-        char buf[32];
-        snprintf(buf, sizeof(buf), "%020lld", static_cast<long long>(v));
-        return buf;
-      }
-    }
-  };
-  RangeRequest::SortOrder order = r.sort_order();
-  if (order == RangeRequest::NONE && r.sort_target() != RangeRequest::KEY) {
-    order = RangeRequest::ASCEND;
-  }
-  if (order == RangeRequest::ASCEND) {
-    std::stable_sort(kvs.begin(), kvs.end(),
-                     [&](const KeyValue* a, const KeyValue* b) { return field(a) < field(b); });
-  } else if (order == RangeRequest::DESCEND) {
-    std::stable_sort(kvs.begin(), kvs.end(),
-                     [&](const KeyValue* a, const KeyValue* b) { return field(b) < field(a); });
-  }
+  Sort(r, &kvs);
   if (r.limit() > 0 && static_cast<int64_t>(kvs.size()) > r.limit()) {
     kvs.resize(r.limit());
     resp->set_more(true);

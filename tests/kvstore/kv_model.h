@@ -65,6 +65,12 @@ class KvModel {
   absl::Status RangeIn(const etcdserverpb::RangeRequest& r, int64_t cur, const State* current,
                        etcdserverpb::RangeResponse* resp) const;
   void Commit(TxnContext* ctx);
+  absl::Status LeaseGrant(const etcdserverpb::LeaseGrantRequest& r,
+                          const internalpb::Response& store_response, internalpb::Response* resp);
+  absl::Status LeaseRevoke(int64_t id, internalpb::Response* resp);
+  // Sorts as etcd (a target other than KEY with NONE sorts ascending; ties
+  // keep key order).
+  static void Sort(const etcdserverpb::RangeRequest& r, std::vector<const mvccpb::KeyValue*>* kvs);
 
   const int64_t min_lease_ttl_;
   int64_t rev_ = 1;

@@ -482,6 +482,19 @@ TEST(KvStateMachineTest, BadSnapshotChangesNothing) {
   EXPECT_EQ(a.sm()->AppliedIndex(), 1u);
 }
 
+// A new cluster's first snapshot holds no data: the empty state.
+TEST(KvStateMachineTest, EmptySnapshotIsTheEmptyState) {
+  KvHarness fresh, used;
+  used.Apply(PutReq("k", "v"));
+  used.Apply(GrantReq(10, 3));
+  ASSERT_TRUE(used.sm()->Restore(5, "").ok());
+  EXPECT_EQ(used.sm()->Hash(), fresh.sm()->Hash());
+  EXPECT_EQ(used.sm()->CurrentRevision(), 1);
+  EXPECT_EQ(used.sm()->AppliedIndex(), 5u);
+  EXPECT_TRUE(used.sm()->Leases().empty());
+  EXPECT_EQ(used.Get("k").count(), 0);
+}
+
 TEST(KvStateMachineTest, HashDependsOnStateNotIndex) {
   KvHarness a, b;
   a.Apply(PutReq("k", "v"));
