@@ -207,7 +207,8 @@ absl::Status KvStateMachine::ApplyRequest(uint64_t index, internalpb::Request* r
   if (!failed_.ok()) return failed_;
   if (index <= AppliedIndex()) return ErrIndexNotAfterApplied();
   resp->Clear();
-  const bool want_prev = listener_ != nullptr && listener_->WantsPrevKv();
+  EventListener* const listener = listener_.load(std::memory_order_acquire);
+  const bool want_prev = listener != nullptr && listener->WantsPrevKv();
   // Only this thread changes current_rev_.
   ApplyTxn txn(this, CurrentRevision(), want_prev);
   absl::Status s;
@@ -481,9 +482,8 @@ absl::Status KvStateMachine::Commit(uint64_t index, ApplyTxn* txn) {
   }
   if (changed) current_rev_.store(txn->begin_rev() + 1, std::memory_order_seq_cst);
   applied_index_.store(index, std::memory_order_release);
-  if (changed && listener_ != nullptr) {
-    listener_->OnRevision(txn->begin_rev() + 1, txn->TakeEvents());
-  }
+  EventListener* const listener = listener_.load(std::memory_order_acquire);
+  if (changed && listener != nullptr) listener->OnRevision(txn->begin_rev() + 1, txn->TakeEvents());
   return absl::OkStatus();
 }
 

@@ -248,7 +248,11 @@ absl::StatusOr<EventBatch> KvStateMachine::ReadEvents(absl::string_view key,
     int64_t min_lookup = std::numeric_limits<int64_t>::max();
     absl::StatusOr<EventBatch> batch =
         ReadEventsOnce(key, range_end, start_rev, end_rev, prev_kv, max_events, &min_lookup);
-    if (epoch_.load(std::memory_order_seq_cst) != epoch || (epoch & 1) != 0) continue;
+    if (epoch_.load(std::memory_order_seq_cst) != epoch || (epoch & 1) != 0) {
+      // A Restore holds the lock until the new state is in place.
+      absl::ReaderMutexLock wait(&mu_);
+      continue;
+    }
     // prev_kv lookups in the index below a compaction that overtook them
     // may have missed history.
     if (compact_rev_.load(std::memory_order_seq_cst) > min_lookup) return ErrCompacted();

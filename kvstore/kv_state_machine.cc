@@ -386,7 +386,9 @@ absl::Status KvStateMachine::Restore(uint64_t index, absl::string_view data) {
     }
   }
   applied_index_.store(index, std::memory_order_release);
-  if (listener_ != nullptr) listener_->OnRestore(rev);
+  if (EventListener* listener = listener_.load(std::memory_order_acquire)) {
+    listener->OnRestore(rev);
+  }
   return absl::OkStatus();
 }
 

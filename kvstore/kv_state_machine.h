@@ -163,8 +163,11 @@ class KvStateMachine {
   // equal hashes on every member.
   uint64_t Hash() const;
 
-  // The listener for new revisions; nullptr to stop. Not owned.
-  void SetEventListener(EventListener* listener) { listener_ = listener; }
+  // The listener for new revisions; nullptr to stop. Not owned. May also be
+  // set from another thread before the member starts applying.
+  void SetEventListener(EventListener* listener) {
+    listener_.store(listener, std::memory_order_release);
+  }
 
   // ---- Reads (any thread) -------------------------------------------------
 
@@ -324,7 +327,7 @@ class KvStateMachine {
   // Apply thread only.
   struct ApplyScratch;
   std::unique_ptr<ApplyScratch> scratch_;
-  EventListener* listener_ = nullptr;
+  std::atomic<EventListener*> listener_{nullptr};
   // Set after a failed write: the in-memory state is ahead of the disk.
   absl::Status failed_;
 };
