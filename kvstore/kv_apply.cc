@@ -332,6 +332,7 @@ absl::Status KvStateMachine::CheckTxnPuts(const etcdserverpb::TxnRequest& r,
         if (d.Contains(p.key())) return ErrKeyNotFound();
       }
     }
+    mu_.AssertHeld();  // held by the caller; the analysis does not see into lambdas
     if (p.lease() != 0 && !leases_.contains(p.lease())) return ErrLeaseNotFound();
     return absl::OkStatus();
   });

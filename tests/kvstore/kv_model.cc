@@ -77,6 +77,8 @@ internalpb::Response ErrorResponse(const absl::Status& s) {
 }  // namespace
 
 struct KvModel::TxnContext {
+  TxnContext(const State* before, int64_t rev) : pre(before), work(*before), pre_rev(rev) {}
+
   const State* pre = nullptr;
   State work;
   int64_t pre_rev = 0;
@@ -94,13 +96,13 @@ internalpb::Response KvModel::Apply(const internalpb::Request& r,
   absl::Status s;
   switch (r.request_case()) {
     case internalpb::Request::kPut: {
-      TxnContext ctx{&states_.at(rev_), states_.at(rev_), rev_};
+      TxnContext ctx(&states_.at(rev_), rev_);
       s = Put(r.put(), /*top_level=*/true, &ctx, resp.mutable_put());
       if (s.ok()) Commit(&ctx);
       break;
     }
     case internalpb::Request::kDeleteRange: {
-      TxnContext ctx{&states_.at(rev_), states_.at(rev_), rev_};
+      TxnContext ctx(&states_.at(rev_), rev_);
       DeleteRange(r.delete_range(), &ctx, resp.mutable_delete_range());
       Commit(&ctx);
       break;
@@ -162,7 +164,7 @@ absl::Status KvModel::LeaseGrant(const etcdserverpb::LeaseGrantRequest& r,
 
 absl::Status KvModel::LeaseRevoke(int64_t id, internalpb::Response* resp) {
   if (leases_.count(id) == 0) return ErrLeaseNotFound();
-  TxnContext ctx{&states_.at(rev_), states_.at(rev_), rev_};
+  TxnContext ctx(&states_.at(rev_), rev_);
   for (const auto& [k, kv] : *ctx.pre) {
     if (kv.lease() != id) continue;
     etcdserverpb::DeleteRangeRequest d;
@@ -271,7 +273,7 @@ absl::Status KvModel::Txn(const etcdserverpb::TxnRequest& r, etcdserverpb::TxnRe
   }
   std::vector<std::pair<std::string, std::string>> deletes;
   if (absl::Status s = CheckTxn(r, pre, /*puts=*/false, &deletes); !s.ok()) return s;
-  TxnContext ctx{&pre, pre, rev_};
+  TxnContext ctx(&pre, rev_);
   RunTxn(r, pre, &ctx, resp);
   Commit(&ctx);
   resp->mutable_header()->set_revision(rev_);
