@@ -7,7 +7,8 @@
 // takes the next store revision (the store starts at revision 1; no-op
 // deletes and txns take none); a key's history (create revision, mod
 // revision, version, deletions) is kept in an in-memory index with
-// generations (key_index.h) and every version's KeyValue in LevelDB. Reads
+// generations (key_index.h), every version's KeyValue in LevelDB, and each
+// live key's newest KeyValue in memory too (current reads skip LevelDB). Reads
 // at any revision at or above the compacted revision see the key space as it
 // was then. Leases (granted TTL, last checkpointed remaining TTL, attached
 // keys) and a member table are replicated alongside. The on-disk layout is
@@ -27,12 +28,14 @@
 // index), and Options that change results (min_lease_ttl, max_txn_ops) must
 // be equal on every member.
 //
-// Thread safety: Apply, Snapshot, Restore, Hash and SetEventListener are
-// called from one thread (the member's apply thread). Every other method
-// may be called from any thread at any time. Readers never wait for a
-// LevelDB write: they hold the index lock only to look up revisions (in
-// chunks of at most kIndexChunk keys), then read values without it; Apply
-// holds the lock while it changes the index for one command.
+// Thread safety: Apply, Snapshot, Restore and Hash are called from one
+// thread (the member's apply thread). Every other method may be called from
+// any thread at any time. Readers never wait for a LevelDB write: they hold
+// the index lock (shared) only to look up keys, in chunks of at most
+// kIndexChunk, then copy values without it; Apply holds the lock while it
+// changes the index for one command, and releases it before writing. A read
+// that a compaction above its revision overtakes answers ErrCompacted; one
+// that a Restore overlaps runs again.
 #ifndef ARBITER_KVSTORE_KV_STATE_MACHINE_H_
 #define ARBITER_KVSTORE_KV_STATE_MACHINE_H_
 
