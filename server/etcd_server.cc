@@ -51,6 +51,12 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(EtcdServerOptions 
     self->lease_service_ =
         std::make_unique<LeaseService>(s, self->kv_, self->lessor_.get(), request_timeout);
     b->RegisterService(self->lease_service_.get());
+    self->election_service_ = std::make_unique<ElectionService>(self->kv_service_.get(), self->kv_,
+                                                                self->hub_.get(), request_timeout);
+    b->RegisterService(self->election_service_.get());
+    self->lock_service_ = std::make_unique<LockService>(self->kv_service_.get(), self->kv_,
+                                                        self->hub_.get(), request_timeout);
+    b->RegisterService(self->lock_service_.get());
   };
   auto server = ArbiterServer::Start(std::move(so));
   if (!server.ok()) return server.status();

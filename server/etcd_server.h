@@ -21,6 +21,7 @@
 #include "kvstore/kv_state_machine.h"
 #include "kvstore/watch_hub.h"
 #include "server/arbiter_server.h"
+#include "server/election_service.h"
 #include "server/kv_service.h"
 #include "server/lease_service.h"
 #include "server/lessor.h"
@@ -68,6 +69,8 @@ class EtcdServer {
   std::unique_ptr<WatchService> watch_service_;
   std::unique_ptr<Lessor> lessor_;
   std::unique_ptr<LeaseService> lease_service_;
+  std::unique_ptr<ElectionService> election_service_;
+  std::unique_ptr<LockService> lock_service_;
   std::unique_ptr<ArbiterServer> server_;
   // Owned by the member (through its state machine).
   kv::KvStateMachine* kv_ = nullptr;

@@ -28,17 +28,17 @@ void KvService::FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision) {
   h->set_revision(revision);
 }
 
-grpc::Status KvService::WaitReadable(const grpc::ServerContext* ctx) {
-  absl::Status s = server_->member()->ReadIndex(RequestDeadline(ctx, timeout_));
+grpc::Status KvService::WaitReadable(absl::Time deadline) {
+  absl::Status s = server_->member()->ReadIndex(deadline);
   return etcd::FromMemberError(s);
 }
 
-grpc::Status KvService::ProposeAndWait(const grpc::ServerContext* ctx, internalpb::Request* req,
-                                       internalpb::Response* resp) {
+grpc::Status KvService::ProposeAndWait(internalpb::Request* req, internalpb::Response* resp,
+                                       absl::Time deadline) {
   req->set_leader_time_ms(absl::ToUnixMillis(absl::Now()));
   std::string cmd = req->SerializeAsString();
   if (cmd.size() > kMaxRequestBytes) return etcd::ErrRequestTooLarge();
-  auto result = server_->member()->Propose(std::move(cmd), RequestDeadline(ctx, timeout_));
+  auto result = server_->member()->Propose(std::move(cmd), deadline);
   if (!result.ok()) return etcd::FromMemberError(result.status());
   if (!resp->ParseFromString(*result)) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "malformed state machine response");
@@ -54,7 +54,7 @@ grpc::Status KvService::Range(grpc::ServerContext* ctx, const etcdserverpb::Rang
   if (absl::Status s = kv::ValidateRange(*req); !s.ok()) return etcd::FromStatus(s);
   if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
   if (!req->serializable()) {
-    if (grpc::Status s = WaitReadable(ctx); !s.ok()) return s;
+    if (grpc::Status s = WaitReadable(RequestDeadline(ctx, timeout_)); !s.ok()) return s;
   }
   if (absl::Status s = kv_->Range(*req, resp); !s.ok()) return etcd::FromStatus(s);
   FillHeader(resp->mutable_header(), resp->header().revision());
@@ -68,7 +68,7 @@ grpc::Status KvService::Put(grpc::ServerContext* ctx, const etcdserverpb::PutReq
   internalpb::Request r;
   *r.mutable_put() = *req;
   internalpb::Response out;
-  if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+  if (grpc::Status s = ProposeAndWait(&r, &out, RequestDeadline(ctx, timeout_)); !s.ok()) return s;
   resp->Swap(out.mutable_put());
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;
@@ -82,7 +82,7 @@ grpc::Status KvService::DeleteRange(grpc::ServerContext* ctx,
   internalpb::Request r;
   *r.mutable_delete_range() = *req;
   internalpb::Response out;
-  if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+  if (grpc::Status s = ProposeAndWait(&r, &out, RequestDeadline(ctx, timeout_)); !s.ok()) return s;
   resp->Swap(out.mutable_delete_range());
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;
@@ -92,18 +92,33 @@ grpc::Status KvService::Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnReq
                             etcdserverpb::TxnResponse* resp) {
   if (absl::Status s = kv::ValidateTxn(*req); !s.ok()) return etcd::FromStatus(s);
   if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
-  if (kv::IsReadOnlyTxn(*req)) {
+  return DoTxn(*req, resp, RequestDeadline(ctx, timeout_));
+}
+
+grpc::Status KvService::DoTxn(const etcdserverpb::TxnRequest& req, etcdserverpb::TxnResponse* resp,
+                              absl::Time deadline) {
+  if (absl::Status s = kv::ValidateTxn(req); !s.ok()) return etcd::FromStatus(s);
+  if (kv::IsReadOnlyTxn(req)) {
     // etcd serves a read-only txn linearizably unless every range in it is
     // serializable; we always confirm, which is never weaker.
-    if (grpc::Status s = WaitReadable(ctx); !s.ok()) return s;
-    if (absl::Status s = kv_->ReadTxn(*req, resp); !s.ok()) return etcd::FromStatus(s);
+    if (grpc::Status s = WaitReadable(deadline); !s.ok()) return s;
+    if (absl::Status s = kv_->ReadTxn(req, resp); !s.ok()) return etcd::FromStatus(s);
   } else {
     internalpb::Request r;
-    *r.mutable_txn() = *req;
+    *r.mutable_txn() = req;
     internalpb::Response out;
-    if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+    if (grpc::Status s = ProposeAndWait(&r, &out, deadline); !s.ok()) return s;
     resp->Swap(out.mutable_txn());
   }
+  FillHeader(resp->mutable_header(), resp->header().revision());
+  return grpc::Status::OK;
+}
+
+grpc::Status KvService::DoRange(const etcdserverpb::RangeRequest& req,
+                                etcdserverpb::RangeResponse* resp, absl::Time deadline) {
+  if (absl::Status s = kv::ValidateRange(req); !s.ok()) return etcd::FromStatus(s);
+  if (grpc::Status s = WaitReadable(deadline); !s.ok()) return s;
+  if (absl::Status s = kv_->Range(req, resp); !s.ok()) return etcd::FromStatus(s);
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;
 }
@@ -117,7 +132,7 @@ grpc::Status KvService::Compact(grpc::ServerContext* ctx,
   internalpb::Response out;
   // Compaction is applied (old revisions removed) in the command's own
   // batch, so physical=true needs no further wait.
-  if (grpc::Status s = ProposeAndWait(ctx, &r, &out); !s.ok()) return s;
+  if (grpc::Status s = ProposeAndWait(&r, &out, RequestDeadline(ctx, timeout_)); !s.ok()) return s;
   resp->Swap(out.mutable_compaction());
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;

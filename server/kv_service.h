@@ -56,12 +56,19 @@ class KvService final : public etcdserverpb::KV::Service {
   grpc::Status Compact(grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest* req,
                        etcdserverpb::CompactionResponse* resp) override;
 
+  // The same operations for the server's own recipes (election, lock):
+  // validated, linearizable, with full headers, bounded by deadline.
+  grpc::Status DoRange(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp,
+                       absl::Time deadline);
+  grpc::Status DoTxn(const etcdserverpb::TxnRequest& req, etcdserverpb::TxnResponse* resp,
+                     absl::Time deadline);
+
  private:
   // Waits until a linearizable read may be served here.
-  grpc::Status WaitReadable(const grpc::ServerContext* ctx);
+  grpc::Status WaitReadable(absl::Time deadline);
   // Proposes req and parses what applying it answered into *resp.
-  grpc::Status ProposeAndWait(const grpc::ServerContext* ctx, internalpb::Request* req,
-                              internalpb::Response* resp);
+  grpc::Status ProposeAndWait(internalpb::Request* req, internalpb::Response* resp,
+                              absl::Time deadline);
   void FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision);
 
   ArbiterServer* const server_;
