@@ -1,8 +1,9 @@
 // The randomized model test of KvStateMachine: seeded random sequences of
 // Put, DeleteRange, Txn (nested), Compaction, lease and member commands,
-// checked after every step against KvModel: every response, the revisions,
-// Range with random options at random (including historical) revisions,
-// history reads, and the lease and member tables. Steps also close and
+// checked after every step against KvModel: every response, the events the
+// listener hears, the revisions, Range with random options at random
+// (including historical) revisions, history reads, and the lease and member
+// tables. Steps also close and
 // reopen the store, crash it (dropping everything LevelDB did not sync) and
 // replay the commands above its applied index, and move to a fresh store
 // restored from a snapshot (with an equal Hash).
@@ -201,17 +202,42 @@ bool SameMessage(const google::protobuf::Message& a, const google::protobuf::Mes
   return google::protobuf::util::MessageDifferencer::Equals(a, b);
 }
 
+// Records what the store tells its event listener.
+class Recorder : public EventListener {
+ public:
+  explicit Recorder(bool prev) : prev_(prev) {}
+  bool WantsPrevKv() const override { return prev_; }
+  void OnRevision(int64_t revision, std::vector<mvccpb::Event> events) override {
+    revisions.push_back(revision);
+    this->events = std::move(events);
+  }
+  void Clear() {
+    revisions.clear();
+    events.clear();
+  }
+  bool prev() const { return prev_; }
+
+  std::vector<int64_t> revisions;
+  std::vector<mvccpb::Event> events;
+
+ private:
+  const bool prev_;
+};
+
 // Runs one seed; returns a description of the first difference, or "".
 class ModelRun {
  public:
-  ModelRun(uint64_t seed, int steps) : seed_(seed), steps_(steps), gen_(seed, &model_) {}
+  ModelRun(uint64_t seed, int steps)
+      : seed_(seed), steps_(steps), gen_(seed, &model_), recorder_(seed % 2 == 0) {}
 
   std::string Run() {
     h_ = std::make_unique<KvHarness>(Options());
+    h_->sm()->SetEventListener(&recorder_);
     for (step_ = 0; step_ < steps_; ++step_) {
       const int p = gen_.Pick(100);
       if (p < 2) {
         h_->Reopen();
+        h_->sm()->SetEventListener(&recorder_);
       } else if (p < 4) {
         Crash();
       } else if (p < 6) {
@@ -237,6 +263,8 @@ class ModelRun {
   std::string ApplyOne() {
     internalpb::Request req = gen_.Command();
     log_.push_back(req.SerializeAsString());
+    recorder_.Clear();
+    const int64_t before = model_.rev();
     internalpb::Response got = h_->Apply(req);
     if (req.has_lease_grant() && req.lease_grant().id() == 0 && got.error_code() == 0) {
       const int64_t id = got.lease_grant().id();
@@ -249,11 +277,33 @@ class ModelRun {
       return Where() + "response differs for\n" + req.DebugString() + "want:\n" +
              want.DebugString() + "got:\n" + got.DebugString();
     }
-    return "";
+    return CheckListener(before);
+  }
+
+  // The listener heard of exactly the new revision, with its events.
+  std::string CheckListener(int64_t before) {
+    std::vector<int64_t> want_revs;
+    std::vector<mvccpb::Event> want;
+    if (model_.rev() != before) {
+      want_revs.push_back(model_.rev());
+      const std::string all(1, '\0');
+      (void)model_.Events(all, all, model_.rev(), model_.rev(), recorder_.prev(), &want);
+    }
+    bool same = recorder_.revisions == want_revs && recorder_.events.size() == want.size();
+    for (size_t i = 0; same && i < want.size(); ++i) {
+      same = SameMessage(want[i], recorder_.events[i]);
+    }
+    if (same) return "";
+    std::string out = Where() + "listener events differ\nwant:\n";
+    for (const auto& e : want) out += e.ShortDebugString() + "\n";
+    out += "got:\n";
+    for (const auto& e : recorder_.events) out += e.ShortDebugString() + "\n";
+    return out;
   }
 
   void Crash() {
     h_->Crash();
+    h_->sm()->SetEventListener(&recorder_);
     const uint64_t applied = h_->sm()->AppliedIndex();
     h_->set_index(applied);
     for (uint64_t i = applied; i < log_.size(); ++i) {
@@ -275,6 +325,7 @@ class ModelRun {
     absl::StatusOr<HashKvResult> a = h_->sm()->HashKv(0), b = fresh->sm()->HashKv(0);
     if (!a.ok() || !b.ok() || a->hash != b->hash) return Where() + "restored HashKV differs";
     fresh->set_index(log_.size());
+    fresh->sm()->SetEventListener(&recorder_);
     h_ = std::move(fresh);
     return "";
   }
@@ -365,6 +416,7 @@ class ModelRun {
   const int steps_;
   KvModel model_{2};
   Generator gen_;
+  Recorder recorder_;
   std::unique_ptr<KvHarness> h_;
   std::vector<std::string> log_;
   int step_ = 0;
