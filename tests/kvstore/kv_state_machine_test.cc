@@ -4,6 +4,7 @@
 #include "kvstore/kv_state_machine.h"
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -556,6 +557,16 @@ TEST(KvStateMachineTest, FailedWriteStopsTheStore) {
   EXPECT_FALSE(h.sm()->Apply(3, PutReq("k", "x").SerializeAsString(), &out).ok());
 }
 
+// Polls until the reader thread has done `target` reads, for at most 30 s.
+bool WaitForReads(const std::atomic<int>& reads, int target) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (reads.load() < target) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 // Changes the closed store's database behind its back, then opens it.
 absl::Status OpenTampered(KvHarness* h, const std::vector<std::string>& deletes,
                           const std::vector<std::pair<std::string, std::string>>& puts) {
@@ -646,8 +657,7 @@ TEST(KvStateMachineTest, ReadersSeeWholeRevisionsWhileApplying) {
     if (i % 500 == 0) h.Apply(CompactReq(h.sm()->CurrentRevision() - 10));
   }
   // Let the reader finish at least a few reads after the last write.
-  const int target = reads.load() + 10;
-  while (reads.load() < target) std::this_thread::yield();
+  EXPECT_TRUE(WaitForReads(reads, reads.load() + 10));
   stop.store(true);
   reader.join();
   EXPECT_EQ(torn.load(), 0);
@@ -690,8 +700,7 @@ TEST(KvStateMachineTest, ReadersNeverSeeHalfARestore) {
     }
   });
   for (uint64_t i = 2; i < 300; ++i) ASSERT_TRUE(h.sm()->Restore(i, snaps[i % 2]).ok());
-  const int target = reads.load() + 10;
-  while (reads.load() < target) std::this_thread::yield();
+  EXPECT_TRUE(WaitForReads(reads, reads.load() + 10));
   stop.store(true);
   reader.join();
   EXPECT_EQ(torn.load(), 0);
