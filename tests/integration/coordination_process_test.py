@@ -100,8 +100,10 @@ def check_leases(c, eps):
 
     # Expiry: not before the TTL, not long after.
     ttl = 3
-    lid = grant(eps, ttl)
+    # Measured from before the grant was sent: the leader starts the TTL
+    # when it applies the grant, which is after this.
     granted_at = time.monotonic()
+    lid = grant(eps, ttl)
     ctl(eps, "put", "--lease=" + lid, "ephemeral", "x")
     while True:
         present = ctl(eps, "get", "ephemeral", "--consistency=s").stdout != ""
