@@ -18,7 +18,10 @@
 namespace arbiter::server {
 
 // The version reported by Status: clients check it parses as 3.4 or later.
-inline constexpr char kEtcdApiVersion[] = "3.4.0";
+// It names the etcd release whose behaviour Arbiter reproduces (and that the
+// conformance tests in tests/client run against), so `etcdctl endpoint
+// status` prints the same line for both servers.
+inline constexpr char kEtcdApiVersion[] = "3.4.23";
 
 // Fills the header every response carries.
 void FillHeader(ArbiterServer* server, const StoreInfo* store, etcdserverpb::ResponseHeader* h);

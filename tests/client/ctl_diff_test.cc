@@ -1,10 +1,14 @@
-// The differential test of arbiterctl: every step of every script in
-// testdata/ runs through etcdctl 3.4 against one cluster and through
-// arbiterctl against a second cluster of the same kind, in lockstep (so both
-// clusters see the same writes and reach the same revisions), and the two
-// runs must print the same standard output and error and exit with the same
+// The differential test of arbiterctl and the conformance test of Arbiter:
+// every step of every script in testdata/ runs through etcdctl 3.4 against
+// a reference etcd cluster and, in lockstep (so every cluster sees the same
+// writes and reaches the same revisions), through arbiterctl against a
+// cluster of the kind under test; for a kind other than etcd, also through
+// etcdctl against a third cluster of that kind. Each run must print the
+// same standard output and error as the reference and exit with the same
 // code, after Normalize (ctl_script.h) has replaced what legitimately
-// differs between two clusters.
+// differs between two clusters. So the etcd kind checks arbiterctl against
+// etcdctl, and the Arbiter kind checks arbiterctl and Arbiter together and
+// the real etcdctl driving Arbiter.
 
 #include <unistd.h>
 
@@ -25,6 +29,8 @@ namespace {
 constexpr char kEtcdctl[] = "/usr/bin/etcdctl";
 constexpr absl::Duration kCommandTimeout = absl::Seconds(30);
 
+std::vector<ClusterKind> Kinds() { return {EtcdClusterKind(), ArbiterClusterKind()}; }
+
 struct DiffParam {
   ClusterKind kind;
   std::string script;
@@ -36,7 +42,7 @@ void PrintTo(const DiffParam& param, std::ostream* out) {
 
 std::vector<DiffParam> Params() {
   std::vector<DiffParam> params;
-  for (const ClusterKind& kind : {EtcdClusterKind()}) {
+  for (const ClusterKind& kind : Kinds()) {
     for (const char* script : {"kv", "get_flags", "txn", "errors", "cluster"}) {
       params.push_back({kind, script});
     }
@@ -44,32 +50,73 @@ std::vector<DiffParam> Params() {
   return params;
 }
 
-// The two clusters of a kind: etcdctl talks to `reference`, arbiterctl to
-// `subject`. Shared by all scripts, which stay in lockstep.
-struct ClusterPair {
-  std::unique_ptr<TestCluster> reference;
-  std::unique_ptr<TestCluster> subject;
+// One tool run against one cluster, compared with the reference run.
+struct Subject {
+  std::string tool;
+  TestCluster* cluster;
 };
 
-ClusterPair* Pair(const ClusterKind& kind) {
-  static auto* pairs = new std::map<std::string, ClusterPair>();
+// The clusters of a kind, shared by all scripts, which stay in lockstep:
+// etcdctl talks to `reference` (always etcd), arbiterctl to `subject`, and
+// etcdctl to `etcdctl_subject` (only when the kind is not etcd itself).
+struct ClusterSet {
+  std::unique_ptr<TestCluster> reference;
+  std::unique_ptr<TestCluster> subject;
+  std::unique_ptr<TestCluster> etcdctl_subject;
+
+  std::vector<Subject> Subjects() const {
+    std::vector<Subject> out = {{ARBITERCTL_PATH, subject.get()}};
+    if (etcdctl_subject != nullptr) out.push_back({kEtcdctl, etcdctl_subject.get()});
+    return out;
+  }
+  std::vector<TestCluster*> All() const {
+    std::vector<TestCluster*> out = {reference.get(), subject.get()};
+    if (etcdctl_subject != nullptr) out.push_back(etcdctl_subject.get());
+    return out;
+  }
+};
+
+bool IsEtcd(const ClusterKind& kind) { return kind.name == EtcdClusterKind().name; }
+
+absl::Status StartSet(const ClusterKind& kind, ClusterSet* set) {
+  absl::StatusOr<std::unique_ptr<TestCluster>> reference = EtcdClusterKind().start(3);
+  if (!reference.ok()) return reference.status();
+  set->reference = *std::move(reference);
+  absl::StatusOr<std::unique_ptr<TestCluster>> subject = kind.start(3);
+  if (!subject.ok()) return subject.status();
+  set->subject = *std::move(subject);
+  if (IsEtcd(kind)) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<TestCluster>> etcdctl_subject = kind.start(3);
+  if (!etcdctl_subject.ok()) return etcdctl_subject.status();
+  set->etcdctl_subject = *std::move(etcdctl_subject);
+  return absl::OkStatus();
+}
+
+ClusterSet* Clusters(const ClusterKind& kind) {
+  static auto* sets = new std::map<std::string, ClusterSet>();
   static const bool cleanup = [] {
-    std::atexit([] { pairs->clear(); });
+    std::atexit([] { sets->clear(); });
     return true;
   }();
   (void)cleanup;
-  auto it = pairs->find(kind.name);
-  if (it != pairs->end()) return &it->second;
-  absl::StatusOr<std::unique_ptr<TestCluster>> reference = kind.start(3);
-  absl::StatusOr<std::unique_ptr<TestCluster>> subject = kind.start(3);
-  if (!reference.ok() || !subject.ok()) {
-    ADD_FAILURE() << reference.status() << " / " << subject.status();
+  auto it = sets->find(kind.name);
+  if (it != sets->end()) return &it->second;
+  ClusterSet set;
+  if (absl::Status s = StartSet(kind, &set); !s.ok()) {
+    ADD_FAILURE() << s;
     return nullptr;
   }
-  ClusterPair& pair = (*pairs)[kind.name];
-  pair.reference = *std::move(reference);
-  pair.subject = *std::move(subject);
-  return &pair;
+  return &sets->emplace(kind.name, std::move(set)).first->second;
+}
+
+// Skips unless every binary of `kind`'s cluster set can run here.
+std::string UnavailableReason(const ClusterKind& kind) {
+  if (!kind.unavailable_reason.empty()) return kind.unavailable_reason;
+  if (const ClusterKind etcd = EtcdClusterKind(); !etcd.unavailable_reason.empty()) {
+    return etcd.unavailable_reason;
+  }
+  if (access(kEtcdctl, X_OK) != 0) return "etcdctl 3.4 is not installed";
+  return "";
 }
 
 std::string ReadFile(const std::string& path) {
@@ -82,22 +129,34 @@ std::string ReadFile(const std::string& path) {
 class CtlDiffTest : public ::testing::TestWithParam<DiffParam> {
  protected:
   void SetUp() override {
-    if (!GetParam().kind.unavailable_reason.empty()) {
-      GTEST_SKIP() << GetParam().kind.unavailable_reason;
-    }
-    if (access(kEtcdctl, X_OK) != 0) GTEST_SKIP() << "etcdctl 3.4 is not installed";
-    pair_ = Pair(GetParam().kind);
-    ASSERT_NE(pair_, nullptr);
+    if (std::string why = UnavailableReason(GetParam().kind); !why.empty()) GTEST_SKIP() << why;
+    clusters_ = Clusters(GetParam().kind);
+    ASSERT_NE(clusters_, nullptr);
     dead_ = absl::StrCat("127.0.0.1:", PickFreePort());
   }
 
-  ClusterPair* pair_ = nullptr;
+  // Runs `tool` with the step's arguments for `cluster`, normalised.
+  absl::StatusOr<RunResult> RunStep(const std::string& tool, const ScriptStep& step,
+                                    const TestCluster& cluster) {
+    std::vector<std::string> argv = {tool};
+    for (std::string& a : ExpandArgs(step, cluster, dead_)) argv.push_back(a);
+    absl::StatusOr<RunResult> r = RunCommand(argv, step.input, kCommandTimeout);
+    if (!r.ok()) return r;
+    r->out = Normalize(r->out, cluster, step.options);
+    r->err = Normalize(r->err, cluster, step.options);
+    if (step.options.count("ignore-stdout")) r->out = "";
+    return r;
+  }
+
+  ClusterSet* clusters_ = nullptr;
   std::string dead_;
 };
 
 std::string Show(const RunResult& r) {
   return absl::StrCat("exit ", r.exit_code, "\n--- stdout\n", r.out, "--- stderr\n", r.err);
 }
+
+std::string Basename(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
 TEST_P(CtlDiffTest, SameOutputAsEtcdctl) {
   const std::string path = absl::StrCat(ARBITER_CLIENT_TESTDATA, "/", GetParam().script, ".txt");
@@ -107,22 +166,17 @@ TEST_P(CtlDiffTest, SameOutputAsEtcdctl) {
   for (const ScriptStep& step : *steps) {
     const std::string where =
         absl::StrCat(path, ":", step.line, ": ", absl::StrJoin(step.args, " "));
-    std::vector<std::string> etcdctl = {kEtcdctl};
-    for (std::string& a : ExpandArgs(step, *pair_->reference, dead_)) etcdctl.push_back(a);
-    std::vector<std::string> arbiterctl = {ARBITERCTL_PATH};
-    for (std::string& a : ExpandArgs(step, *pair_->subject, dead_)) arbiterctl.push_back(a);
-    absl::StatusOr<RunResult> want = RunCommand(etcdctl, step.input, kCommandTimeout);
-    absl::StatusOr<RunResult> got = RunCommand(arbiterctl, step.input, kCommandTimeout);
+    absl::StatusOr<RunResult> want = RunStep(kEtcdctl, step, *clusters_->reference);
     ASSERT_TRUE(want.ok()) << where << ": " << want.status();
-    ASSERT_TRUE(got.ok()) << where << ": " << got.status();
-    RunResult w = *want, g = *got;
-    w.out = Normalize(w.out, *pair_->reference, step.options);
-    g.out = Normalize(g.out, *pair_->subject, step.options);
-    w.err = Normalize(w.err, *pair_->reference, step.options);
-    g.err = Normalize(g.err, *pair_->subject, step.options);
-    if (step.options.count("ignore-stdout")) w.out = g.out = "";
-    EXPECT_TRUE(w.exit_code == g.exit_code && w.out == g.out && w.err == g.err)
-        << where << "\n=== etcdctl " << Show(w) << "=== arbiterctl " << Show(g);
+    for (const Subject& subject : clusters_->Subjects()) {
+      absl::StatusOr<RunResult> got = RunStep(subject.tool, step, *subject.cluster);
+      ASSERT_TRUE(got.ok()) << where << ": " << got.status();
+      const std::string label = absl::StrCat(Basename(subject.tool), " on ", GetParam().kind.name);
+      EXPECT_TRUE(want->exit_code == got->exit_code && want->out == got->out &&
+                  want->err == got->err)
+          << where << "\n=== etcdctl on etcd " << Show(*want) << "=== " << label << " "
+          << Show(*got);
+    }
   }
 }
 
@@ -135,15 +189,14 @@ INSTANTIATE_TEST_SUITE_P(Scripts, CtlDiffTest, ::testing::ValuesIn(Params()),
 class CtlExtensionTest : public ::testing::TestWithParam<ClusterKind> {
  protected:
   void SetUp() override {
-    if (!GetParam().unavailable_reason.empty()) GTEST_SKIP() << GetParam().unavailable_reason;
-    if (access(kEtcdctl, X_OK) != 0) GTEST_SKIP() << "etcdctl 3.4 is not installed";
-    pair_ = Pair(GetParam());
-    ASSERT_NE(pair_, nullptr);
+    if (std::string why = UnavailableReason(GetParam()); !why.empty()) GTEST_SKIP() << why;
+    clusters_ = Clusters(GetParam());
+    ASSERT_NE(clusters_, nullptr);
   }
 
-  RunResult Run(const char* tool, const std::vector<std::string>& args,
+  RunResult Run(const std::string& tool, const std::vector<std::string>& args,
                 const TestCluster* cluster = nullptr) {
-    if (cluster == nullptr) cluster = pair_->subject.get();
+    if (cluster == nullptr) cluster = clusters_->subject.get();
     std::vector<std::string> argv = {
         tool, "--endpoints=" + absl::StrJoin(cluster->ClientEndpoints(), ",")};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -152,19 +205,20 @@ class CtlExtensionTest : public ::testing::TestWithParam<ClusterKind> {
     return r.value_or(RunResult());
   }
 
-  ClusterPair* pair_ = nullptr;
+  ClusterSet* clusters_ = nullptr;
 };
 
 // --count-only is not an etcdctl 3.4 flag, so it is checked against the
 // count etcdctl reports for the same range.
 TEST_P(CtlExtensionTest, CountOnlyMatchesEtcdctlsCount) {
-  // Writes go to both clusters, which keeps them in lockstep for the
+  // Writes go to every cluster, which keeps them in lockstep for the
   // scripts.
-  const auto both = [&](const std::vector<std::string>& args) {
-    Run(kEtcdctl, args, pair_->reference.get());
-    Run(kEtcdctl, args, pair_->subject.get());
+  const auto all = [&](const std::vector<std::string>& args) {
+    for (const TestCluster* cluster : clusters_->All()) {
+      EXPECT_EQ(Run(kEtcdctl, args, cluster).exit_code, 0) << absl::StrJoin(args, " ");
+    }
   };
-  for (int i = 0; i < 3; ++i) both({"put", absl::StrCat("count/", i), "v"});
+  for (int i = 0; i < 3; ++i) all({"put", absl::StrCat("count/", i), "v"});
   const RunResult json = Run(kEtcdctl, {"get", "count/", "--prefix", "-w", "json"});
   ASSERT_NE(json.out.find("\"count\":3"), std::string::npos) << json.out;
   const RunResult simple = Run(ARBITERCTL_PATH, {"get", "count/", "--prefix", "--count-only"});
@@ -174,10 +228,10 @@ TEST_P(CtlExtensionTest, CountOnlyMatchesEtcdctlsCount) {
       Run(ARBITERCTL_PATH, {"get", "count/", "--prefix", "--count-only", "-w", "json"});
   EXPECT_NE(counted.out.find("\"count\":3"), std::string::npos) << counted.out;
   EXPECT_EQ(counted.out.find("\"kvs\""), std::string::npos) << counted.out;
-  both({"del", "count/", "--prefix"});
+  all({"del", "count/", "--prefix"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Cluster, CtlExtensionTest, ::testing::Values(EtcdClusterKind()),
+INSTANTIATE_TEST_SUITE_P(Cluster, CtlExtensionTest, ::testing::ValuesIn(Kinds()),
                          [](const ::testing::TestParamInfo<ClusterKind>& info) {
                            return info.param.name;
                          });

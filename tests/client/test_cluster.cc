@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,9 +16,15 @@ namespace {
 
 constexpr char kEtcd[] = "/usr/bin/etcd";
 
-class EtcdCluster : public TestCluster {
+// Members of either kind take the same flags (arbiterd's are etcd's), so
+// one class starts both; `kind` names the cluster in errors and temp dirs.
+class ProcessCluster : public TestCluster {
  public:
-  explicit EtcdCluster(int size) : dir_(MakeTempDir("etcd")), processes_(size) {
+  ProcessCluster(std::string binary, std::string kind, int size)
+      : binary_(std::move(binary)),
+        kind_(std::move(kind)),
+        dir_(MakeTempDir(kind_)),
+        processes_(size) {
     for (int i = 0; i < size; ++i) {
       TestMember m;
       m.name = absl::StrCat("m", i + 1);
@@ -26,7 +33,7 @@ class EtcdCluster : public TestCluster {
       members_.push_back(m);
     }
   }
-  ~EtcdCluster() override {
+  ~ProcessCluster() override {
     for (ChildProcess& p : processes_) p.Stop();
     RemoveTree(dir_);
   }
@@ -46,44 +53,69 @@ class EtcdCluster : public TestCluster {
   absl::Status RestartMember(size_t index) override { return StartMember(index, false); }
 
   absl::Status WaitReady() override {
-    std::vector<std::string> running;
+    std::vector<const TestMember*> running;
+    std::vector<std::string> endpoints;
     for (size_t i = 0; i < members_.size(); ++i) {
-      if (processes_[i].running()) running.push_back(members_[i].client_endpoint);
+      if (!processes_[i].running()) continue;
+      running.push_back(&members_[i]);
+      endpoints.push_back(members_[i].client_endpoint);
     }
     client::ClientOptions options;
-    options.endpoints = running;
+    options.endpoints = endpoints;
     options.call_timeout = absl::Seconds(1);
     absl::StatusOr<std::unique_ptr<client::Client>> client = client::Client::Create(options);
     if (!client.ok()) return client.status();
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     absl::Status last;
     while (absl::Now() < deadline) {
-      last = absl::OkStatus();
-      for (const std::string& endpoint : running) {
-        absl::StatusOr<etcdserverpb::StatusResponse> status = (*client)->EndpointStatus(endpoint);
-        if (!status.ok()) {
-          last = status.status();
-        } else if (status->leader() == 0) {
-          last = absl::UnavailableError(absl::StrCat(endpoint, " has no leader"));
-        } else if (absl::Status health = (*client)->EndpointHealth(endpoint); !health.ok()) {
-          last = health;
-        }
-        if (!last.ok()) break;
-      }
+      last = CheckReady(**client, running);
       if (last.ok()) return absl::OkStatus();
       absl::SleepFor(absl::Milliseconds(50));
     }
     return absl::DeadlineExceededError(
-        absl::StrCat("etcd cluster not ready (logs in ", dir_, "): ", last.message()));
+        absl::StrCat(kind_, " cluster not ready (logs in ", dir_, "): ", last.message()));
   }
 
  private:
+  // Ready: every running member answers status and health and knows the
+  // leader, and the member list shows each running member's client URLs.
+  // etcd serves clients only once its own attributes are published, so the
+  // last condition holds as soon as the others do there; an arbiterd member
+  // starts serving while its publication is still in flight, and tests that
+  // read the member list right after start would race it.
+  static absl::Status CheckReady(client::Client& client,
+                                 const std::vector<const TestMember*>& running) {
+    for (const TestMember* m : running) {
+      absl::StatusOr<etcdserverpb::StatusResponse> status =
+          client.EndpointStatus(m->client_endpoint);
+      if (!status.ok()) return status.status();
+      if (status->leader() == 0) {
+        return absl::UnavailableError(absl::StrCat(m->client_endpoint, " has no leader"));
+      }
+      if (absl::Status health = client.EndpointHealth(m->client_endpoint); !health.ok()) {
+        return health;
+      }
+    }
+    absl::StatusOr<etcdserverpb::MemberListResponse> list = client.MemberList();
+    if (!list.ok()) return list.status();
+    for (const TestMember* m : running) {
+      bool published = false;
+      for (const etcdserverpb::Member& member : list->members()) {
+        published = published || (member.name() == m->name && member.clienturls_size() > 0);
+      }
+      if (!published) {
+        return absl::UnavailableError(absl::StrCat(m->name, " has not published its client URLs"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status StartMember(size_t i, bool fresh) {
     std::vector<std::string> cluster;
     for (const TestMember& m : members_) cluster.push_back(absl::StrCat(m.name, "=", m.peer_url));
     const TestMember& m = members_[i];
     const std::string client_url = absl::StrCat("http://", m.client_endpoint);
-    std::vector<std::string> argv = {kEtcd,
+    std::vector<std::string> argv = {binary_,
                                      "--name",
                                      m.name,
                                      "--data-dir",
@@ -125,6 +157,8 @@ class EtcdCluster : public TestCluster {
     return absl::OkStatus();
   }
 
+  const std::string binary_;
+  const std::string kind_;
   const std::string dir_;
   std::vector<TestMember> members_;
   std::vector<ChildProcess> processes_;
@@ -139,16 +173,29 @@ std::vector<std::string> TestCluster::ClientEndpoints() const {
   return out;
 }
 
-ClusterKind EtcdClusterKind() {
+namespace {
+
+ClusterKind ProcessClusterKind(const std::string& name, const std::string& binary,
+                               const std::string& missing) {
   ClusterKind kind;
-  kind.name = "etcd";
-  if (access(kEtcd, X_OK) != 0) kind.unavailable_reason = "etcd 3.4 is not installed";
-  kind.start = [](int size) -> absl::StatusOr<std::unique_ptr<TestCluster>> {
-    auto cluster = std::make_unique<EtcdCluster>(size);
+  kind.name = name;
+  if (access(binary.c_str(), X_OK) != 0) kind.unavailable_reason = missing;
+  kind.start = [name, binary](int size) -> absl::StatusOr<std::unique_ptr<TestCluster>> {
+    auto cluster = std::make_unique<ProcessCluster>(binary, name, size);
     if (absl::Status s = cluster->StartAll(); !s.ok()) return s;
     return cluster;
   };
   return kind;
+}
+
+}  // namespace
+
+ClusterKind EtcdClusterKind() {
+  return ProcessClusterKind("etcd", kEtcd, "etcd 3.4 is not installed");
+}
+
+ClusterKind ArbiterClusterKind() {
+  return ProcessClusterKind("arbiter", ARBITERD_PATH, absl::StrCat(ARBITERD_PATH, " is not built"));
 }
 
 }  // namespace arbiter::testing

@@ -1,8 +1,8 @@
 // The server under test, as a parameter: a cluster of N members on
 // 127.0.0.1 with fresh data directories, reachable through the etcd v3 API.
-// Today the only kind is a cluster of real etcd 3.4 processes; Arbiter's
-// cluster plugs in as another ClusterKind, and every client and arbiterctl
-// test then runs against it unchanged.
+// Two kinds: real etcd 3.4 processes (the reference) and arbiterd
+// processes (the server under test); every client and arbiterctl test runs
+// against both unchanged.
 //
 // Thread safety: a TestCluster belongs to the test that made it.
 #ifndef ARBITER_TESTS_CLIENT_TEST_CLUSTER_H_
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,14 @@ struct ClusterKind {
   std::function<absl::StatusOr<std::unique_ptr<TestCluster>>(int size)> start;
 };
 
+// Test names show the kind's name.
+inline void PrintTo(const ClusterKind& kind, std::ostream* out) { *out << kind.name; }
+
 // A cluster of /usr/bin/etcd processes.
 ClusterKind EtcdClusterKind();
+// A cluster of arbiterd processes (the binary of this build, ARBITERD_PATH),
+// started with the same flags as etcd's.
+ClusterKind ArbiterClusterKind();
 
 }  // namespace arbiter::testing
 
