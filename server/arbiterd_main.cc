@@ -22,19 +22,6 @@
 
 namespace {
 
-constexpr const char* kFlagNames[] = {"name",
-                                      "data-dir",
-                                      "listen-client-urls",
-                                      "advertise-client-urls",
-                                      "listen-peer-urls",
-                                      "initial-advertise-peer-urls",
-                                      "initial-cluster",
-                                      "initial-cluster-state",
-                                      "initial-cluster-token",
-                                      "heartbeat-interval",
-                                      "election-timeout",
-                                      "snapshot-count"};
-
 int Fail(int code, const std::string& msg) {
   std::fprintf(stderr, "arbiterd: %s\n", msg.c_str());
   return code;
@@ -49,10 +36,10 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"arbiterd: a member of an Arbiter cluster (etcd v3 API)"};
   std::map<std::string, std::string> given;
-  for (const char* name : kFlagNames) {
+  for (const std::string& name : arbiter::server::ServerFlagNames()) {
     app.add_option_function<std::string>(
-        std::string("--") + name, [&given, name](const std::string& v) { given[name] = v; },
-        std::string("see etcd's --") + name);
+        "--" + name, [&given, name](const std::string& v) { given[name] = v; },
+        "see etcd's --" + name);
   }
   std::string config_file;
   app.add_option("--config-file", config_file, "YAML file with the same keys as the flags");

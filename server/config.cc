@@ -233,22 +233,27 @@ absl::Status ParseConfigFile(absl::string_view contents,
   return absl::OkStatus();
 }
 
+const std::vector<std::string>& ServerFlagNames() {
+  static const std::vector<std::string>* const kNames =
+      new std::vector<std::string>{"name",
+                                   "data-dir",
+                                   "listen-client-urls",
+                                   "advertise-client-urls",
+                                   "listen-peer-urls",
+                                   "initial-advertise-peer-urls",
+                                   "initial-cluster",
+                                   "initial-cluster-state",
+                                   "initial-cluster-token",
+                                   "heartbeat-interval",
+                                   "election-timeout",
+                                   "snapshot-count"};
+  return *kNames;
+}
+
 absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::string>& flags) {
-  static const char* const kKnown[] = {"name",
-                                       "data-dir",
-                                       "listen-client-urls",
-                                       "advertise-client-urls",
-                                       "listen-peer-urls",
-                                       "initial-advertise-peer-urls",
-                                       "initial-cluster",
-                                       "initial-cluster-state",
-                                       "initial-cluster-token",
-                                       "heartbeat-interval",
-                                       "election-timeout",
-                                       "snapshot-count"};
+  const std::vector<std::string>& known = ServerFlagNames();
   for (const auto& [k, v] : flags) {
-    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; }) ==
-        std::end(kKnown)) {
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
       return Invalid(absl::StrCat("unknown flag: --", k));
     }
   }

@@ -87,6 +87,9 @@ uint64_t ComputeClusterId(std::vector<uint64_t> member_ids);
 // Errors: InvalidArgument naming the line.
 absl::Status ParseConfigFile(absl::string_view contents, std::map<std::string, std::string>* flags);
 
+// The flag names ConfigFromFlags knows (without dashes), in help order.
+const std::vector<std::string>& ServerFlagNames();
+
 // Builds a config from flag values (flag name without dashes -> value);
 // unset flags keep their defaults.
 absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::string>& flags);

@@ -33,12 +33,12 @@ grpc::Status KvService::WaitReadable(absl::Time deadline) {
   return etcd::FromMemberError(s);
 }
 
-grpc::Status KvService::ProposeAndWait(internalpb::Request* req, internalpb::Response* resp,
-                                       absl::Time deadline) {
+grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
+                            absl::Time deadline) {
   req->set_leader_time_ms(absl::ToUnixMillis(absl::Now()));
   std::string cmd = req->SerializeAsString();
   if (cmd.size() > kMaxRequestBytes) return etcd::ErrRequestTooLarge();
-  auto result = server_->member()->Propose(std::move(cmd), deadline);
+  auto result = member->Propose(std::move(cmd), deadline);
   if (!result.ok()) return etcd::FromMemberError(result.status());
   if (!resp->ParseFromString(*result)) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "malformed state machine response");
@@ -68,7 +68,9 @@ grpc::Status KvService::Put(grpc::ServerContext* ctx, const etcdserverpb::PutReq
   internalpb::Request r;
   *r.mutable_put() = *req;
   internalpb::Response out;
-  if (grpc::Status s = ProposeAndWait(&r, &out, RequestDeadline(ctx, timeout_)); !s.ok()) return s;
+  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
+      !s.ok())
+    return s;
   resp->Swap(out.mutable_put());
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;
@@ -82,7 +84,9 @@ grpc::Status KvService::DeleteRange(grpc::ServerContext* ctx,
   internalpb::Request r;
   *r.mutable_delete_range() = *req;
   internalpb::Response out;
-  if (grpc::Status s = ProposeAndWait(&r, &out, RequestDeadline(ctx, timeout_)); !s.ok()) return s;
+  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
+      !s.ok())
+    return s;
   resp->Swap(out.mutable_delete_range());
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;
@@ -107,7 +111,7 @@ grpc::Status KvService::DoTxn(const etcdserverpb::TxnRequest& req, etcdserverpb:
     internalpb::Request r;
     *r.mutable_txn() = req;
     internalpb::Response out;
-    if (grpc::Status s = ProposeAndWait(&r, &out, deadline); !s.ok()) return s;
+    if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, deadline); !s.ok()) return s;
     resp->Swap(out.mutable_txn());
   }
   FillHeader(resp->mutable_header(), resp->header().revision());
@@ -132,7 +136,9 @@ grpc::Status KvService::Compact(grpc::ServerContext* ctx,
   internalpb::Response out;
   // Compaction is applied (old revisions removed) in the command's own
   // batch, so physical=true needs no further wait.
-  if (grpc::Status s = ProposeAndWait(&r, &out, RequestDeadline(ctx, timeout_)); !s.ok()) return s;
+  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
+      !s.ok())
+    return s;
   resp->Swap(out.mutable_compaction());
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;

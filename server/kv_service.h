@@ -34,6 +34,12 @@ inline constexpr size_t kMaxRequestBytes = 1536 * 1024;
 // Fails with "etcdserver: no leader" if the call asked for a leader
 // (hasleader metadata) and this member knows none.
 grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member);
+// Proposes a state machine command (stamped with the leader time) through
+// member and decodes what applying it answered. An etcd error in the answer
+// comes back as that error. Errors: etcd's, and member errors mapped to
+// etcd's ("etcdserver: request is too large" above kMaxRequestBytes).
+grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
+                            absl::Time deadline);
 // The deadline of a call: the client's, capped by the server's timeout.
 absl::Time RequestDeadline(const grpc::ServerContext* ctx, absl::Duration server_timeout);
 
@@ -66,9 +72,6 @@ class KvService final : public etcdserverpb::KV::Service {
  private:
   // Waits until a linearizable read may be served here.
   grpc::Status WaitReadable(absl::Time deadline);
-  // Proposes req and parses what applying it answered into *resp.
-  grpc::Status ProposeAndWait(internalpb::Request* req, internalpb::Response* resp,
-                              absl::Time deadline);
   void FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision);
 
   ArbiterServer* const server_;

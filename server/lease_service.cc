@@ -65,20 +65,6 @@ void LeaseService::FillHeader(etcdserverpb::ResponseHeader* h) {
   h->set_revision(kv_->CurrentRevision());
 }
 
-grpc::Status LeaseService::Propose(const grpc::ServerContext* ctx, internalpb::Request* req,
-                                   internalpb::Response* resp) {
-  req->set_leader_time_ms(absl::ToUnixMillis(absl::Now()));
-  auto r = server_->member()->Propose(req->SerializeAsString(), RequestDeadline(ctx, timeout_));
-  if (!r.ok()) return etcd::FromMemberError(r.status());
-  if (!resp->ParseFromString(*r)) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, "malformed state machine response");
-  }
-  if (resp->error_code() != 0) {
-    return grpc::Status(static_cast<grpc::StatusCode>(resp->error_code()), resp->error_message());
-  }
-  return grpc::Status::OK;
-}
-
 std::shared_ptr<etcdserverpb::Lease::Stub> LeaseService::LeaderStub() {
   const uint64_t leader = server_->member()->Status().leader;
   if (leader == 0) return nullptr;
@@ -109,7 +95,9 @@ grpc::Status LeaseService::LeaseGrant(grpc::ServerContext* ctx,
   internalpb::Request r;
   *r.mutable_lease_grant() = *req;
   internalpb::Response out;
-  if (grpc::Status s = Propose(ctx, &r, &out); !s.ok()) return s;
+  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
+      !s.ok())
+    return s;
   resp->Swap(out.mutable_lease_grant());
   FillHeader(resp->mutable_header());
   return grpc::Status::OK;
@@ -122,7 +110,9 @@ grpc::Status LeaseService::LeaseRevoke(grpc::ServerContext* ctx,
   internalpb::Request r;
   *r.mutable_lease_revoke() = *req;
   internalpb::Response out;
-  if (grpc::Status s = Propose(ctx, &r, &out); !s.ok()) return s;
+  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
+      !s.ok())
+    return s;
   const int64_t rev = out.lease_revoke().header().revision();
   FillHeader(resp->mutable_header());
   if (rev > 0) resp->mutable_header()->set_revision(rev);

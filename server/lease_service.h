@@ -49,8 +49,6 @@ class LeaseService final : public etcdserverpb::Lease::Service {
   class KeepAliveForwarder;
 
   void FillHeader(etcdserverpb::ResponseHeader* h);
-  grpc::Status Propose(const grpc::ServerContext* ctx, internalpb::Request* req,
-                       internalpb::Response* resp);
   // A stub for the current leader's client port; nullptr if no leader (or
   // its URL) is known.
   std::shared_ptr<etcdserverpb::Lease::Stub> LeaderStub();
