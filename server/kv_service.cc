@@ -5,9 +5,31 @@
 
 #include "absl/time/clock.h"
 #include "kvstore/kv_validate.h"
+#include "server/errors.h"
 #include "server/etcd_errors.h"
 
 namespace arbiter::server {
+namespace {
+
+// How often a request made while no leader is known asks again.
+constexpr absl::Duration kNoLeaderRetry = absl::Milliseconds(10);
+
+// Waits a little before the next attempt; false once the deadline passed.
+bool PauseBeforeRetry(absl::Time deadline) {
+  const absl::Time now = absl::Now();
+  if (now >= deadline) return false;
+  absl::SleepFor(std::min(kNoLeaderRetry, deadline - now));
+  return true;
+}
+
+// What etcd answers for a proposal that raft never took because no leader
+// was elected before the deadline: its context's error, which the client
+// sees as "context deadline exceeded".
+grpc::Status ErrProposalDeadline() {
+  return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "context deadline exceeded");
+}
+
+}  // namespace
 
 grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member) {
   const auto& md = ctx->client_metadata();
@@ -28,9 +50,15 @@ void KvService::FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision) {
   h->set_revision(revision);
 }
 
+// etcd resends a read's ReadIndex until a leader confirms it or its request
+// timeout passes ("etcdserver: request timed out"); the member refuses at
+// once while no leader is known, so the refusal is retried here.
 grpc::Status KvService::WaitReadable(absl::Time deadline) {
-  absl::Status s = server_->member()->ReadIndex(deadline);
-  return etcd::FromMemberError(s);
+  for (;;) {
+    absl::Status s = server_->member()->ReadIndex(deadline);
+    if (!IsNoLeader(s)) return etcd::FromMemberError(s);
+    if (!PauseBeforeRetry(deadline)) return etcd::ErrTimeout();
+  }
 }
 
 grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
@@ -38,7 +66,15 @@ grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb
   req->set_leader_time_ms(absl::ToUnixMillis(absl::Now()));
   std::string cmd = req->SerializeAsString();
   if (cmd.size() > kMaxRequestBytes) return etcd::ErrRequestTooLarge();
-  auto result = member->Propose(std::move(cmd), deadline);
+  // etcd's raft takes no proposal while no leader is known and the request
+  // waits for one until its deadline, so a write made during an election
+  // succeeds once it is over; the member refuses at once, so the refusal is
+  // retried here. Nothing was proposed then, so retrying is safe.
+  absl::StatusOr<std::string> result = member->Propose(cmd, deadline);
+  while (!result.ok() && IsNoLeader(result.status())) {
+    if (!PauseBeforeRetry(deadline)) return ErrProposalDeadline();
+    result = member->Propose(cmd, deadline);
+  }
   if (!result.ok()) return etcd::FromMemberError(result.status());
   if (!resp->ParseFromString(*result)) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "malformed state machine response");

@@ -12,7 +12,12 @@
 // member_id, raft_term and the store revision.
 //
 // gRPC metadata "hasleader: true" makes a call fail at once with
-// "etcdserver: no leader" when this member knows no leader.
+// "etcdserver: no leader" when this member knows no leader. Without it, a
+// call made while no leader is known waits for one until its deadline, as
+// etcd's do (so a write during an election succeeds once it is over); when
+// the deadline passes first, a write fails with DEADLINE_EXCEEDED "context
+// deadline exceeded" and a read with "etcdserver: request timed out", as in
+// etcd.
 //
 // Thread safety: handlers run on many gRPC threads; the member and the state
 // machine's read side are thread-safe.
@@ -36,8 +41,11 @@ inline constexpr size_t kMaxRequestBytes = 1536 * 1024;
 grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member);
 // Proposes a state machine command (stamped with the leader time) through
 // member and decodes what applying it answered. An etcd error in the answer
-// comes back as that error. Errors: etcd's, and member errors mapped to
-// etcd's ("etcdserver: request is too large" above kMaxRequestBytes).
+// comes back as that error. While no leader is known it waits for one, as
+// etcd does, and fails with DEADLINE_EXCEEDED "context deadline exceeded"
+// if none is elected by the deadline. Errors: etcd's, and member errors
+// mapped to etcd's ("etcdserver: request is too large" above
+// kMaxRequestBytes).
 grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
                             absl::Time deadline);
 // The deadline of a call: the client's, capped by the server's timeout.

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -243,6 +245,76 @@ TEST_P(ClientTest, WritesFollowTheLeaderWhenItCrashes) {
   ASSERT_TRUE(read.ok()) << read.status();
   ASSERT_EQ(read->kvs_size(), 1);
   EXPECT_EQ(read->kvs(0).value(), "v");
+}
+
+// A KV stub on one endpoint: the calls below must reach that member, not
+// whichever the client would route them to.
+std::unique_ptr<etcdserverpb::KV::Stub> KvStub(const std::string& endpoint) {
+  return etcdserverpb::KV::NewStub(
+      grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials()));
+}
+
+grpc::Status PutWithin(etcdserverpb::KV::Stub& kv, const std::string& key, absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  etcdserverpb::PutRequest put;
+  put.set_key(key);
+  put.set_value("v");
+  etcdserverpb::PutResponse response;
+  return kv.Put(&ctx, put, &response);
+}
+
+// With two of three members down no leader can be elected. A write or a
+// linearizable read made then waits for a leader until its deadline
+// (it is neither refused at once nor answered), and a write still waiting
+// when a leader comes back succeeds: what a client sees of an election.
+TEST_P(ClientTest, WithoutALeaderRequestsWaitForOne) {
+  absl::StatusOr<std::unique_ptr<TestCluster>> own = GetParam().start(3);
+  ASSERT_TRUE(own.ok()) << own.status();
+  ClientOptions options;
+  options.endpoints = (*own)->ClientEndpoints();
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+  ASSERT_TRUE(client.ok());
+  absl::StatusOr<std::string> leader = (*client)->LeaderEndpoint();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  // The survivor is a follower, so it loses its leader when the others go.
+  size_t survivor = 0;
+  while ((*own)->members()[survivor].client_endpoint == *leader) ++survivor;
+  std::vector<size_t> down;
+  for (size_t i = 0; i < 3; ++i) {
+    if (i != survivor) down.push_back(i);
+  }
+  ASSERT_EQ(down.size(), 2u);
+  for (size_t i : down) (*own)->KillMember(i);
+  const std::string endpoint = (*own)->members()[survivor].client_endpoint;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  absl::StatusOr<etcdserverpb::StatusResponse> status = (*client)->EndpointStatus(endpoint);
+  while (absl::Now() < deadline && (!status.ok() || status->leader() != 0)) {
+    status = (*client)->EndpointStatus(endpoint);
+  }
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->leader(), 0u) << "the survivor still names a leader";
+
+  std::unique_ptr<etcdserverpb::KV::Stub> kv = KvStub(endpoint);
+  EXPECT_EQ(PutWithin(*kv, "no-leader", absl::Milliseconds(800)).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(800)));
+    etcdserverpb::RangeRequest range;
+    range.set_key("no-leader");
+    etcdserverpb::RangeResponse response;
+    EXPECT_EQ(kv->Range(&ctx, range, &response).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+
+  // The write is sent before the restarted member can help elect a leader
+  // (starting a process and an election timeout take far longer).
+  grpc::Status late;
+  std::thread writer([&] { late = PutWithin(*kv, "after-election", absl::Seconds(20)); });
+  const absl::Status restarted = (*own)->RestartMember(down[0]);
+  writer.join();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  EXPECT_TRUE(late.ok()) << late.error_code() << ": " << late.error_message();
 }
 
 INSTANTIATE_TEST_SUITE_P(Cluster, ClientTest, ::testing::ValuesIn(Kinds()),
