@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/errors.h"
 #include "server/etcd_errors.h"
 
 namespace arbiter::server {
@@ -15,6 +17,13 @@ constexpr absl::Duration kDefaultTimeout = absl::Seconds(7);
 absl::Time Deadline(const grpc::ServerContext* ctx) {
   const absl::Time client = absl::FromChrono(ctx->deadline());
   return std::min(client, absl::Now() + kDefaultTimeout);
+}
+
+// The answer of a method this server does not serve, in the words of the
+// server's answer for methods of services it does not register.
+grpc::Status NotServed(const char* method) {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      absl::StrCat(method, " is not implemented by this Arbiter server"));
 }
 
 }  // namespace
@@ -45,7 +54,7 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext*, const etcdserverpb
 
 grpc::Status MaintenanceService::MoveLeader(grpc::ServerContext* ctx,
                                             const etcdserverpb::MoveLeaderRequest* req,
-                                            etcdserverpb::MoveLeaderResponse* resp) {
+                                            etcdserverpb::MoveLeaderResponse*) {
   const MemberStatus st = server_->member()->Status();
   if (st.state != raft::StateType::kLeader) return etcd::ErrNotLeader();
   const auto& voters = st.conf_state.voters();
@@ -53,9 +62,16 @@ grpc::Status MaintenanceService::MoveLeader(grpc::ServerContext* ctx,
       std::find(voters.begin(), voters.end(), req->targetid()) == voters.end()) {
     return etcd::ErrBadLeaderTransferee();
   }
+  // Already there: etcd waits until the transferee leads, which it does.
+  if (req->targetid() == st.id) return grpc::Status::OK;
   absl::Status s = server_->member()->TransferLeadership(req->targetid(), Deadline(ctx));
+  // etcd does not map this error to a gRPC code, so clients see Unknown.
+  if (IsTimeout(s)) {
+    return grpc::Status(grpc::StatusCode::UNKNOWN,
+                        "etcdserver: request timed out, leader transfer took too long");
+  }
   if (!s.ok()) return etcd::FromMemberError(s);
-  FillHeader(server_, store_, resp->mutable_header());
+  // etcd's MoveLeaderResponse carries no header (as AlarmResponse).
   return grpc::Status::OK;
 }
 
@@ -78,14 +94,28 @@ grpc::Status MaintenanceService::Alarm(grpc::ServerContext*, const etcdserverpb:
   return grpc::Status::OK;
 }
 
-grpc::Status ClusterService::MemberList(grpc::ServerContext*,
-                                        const etcdserverpb::MemberListRequest*,
-                                        etcdserverpb::MemberListResponse* resp) {
+grpc::Status MaintenanceService::Defragment(grpc::ServerContext*,
+                                            const etcdserverpb::DefragmentRequest*,
+                                            etcdserverpb::DefragmentResponse* resp) {
+  // Nothing to rewrite (see the header); the answer is etcd's.
   FillHeader(server_, store_, resp->mutable_header());
-  // etcd's Cluster responses carry no revision.
-  resp->mutable_header()->set_revision(0);
-  // The bootstrap membership (names and peer URLs), overlaid with what
-  // members published through the log (client URLs).
+  return grpc::Status::OK;
+}
+
+grpc::Status MaintenanceService::Hash(grpc::ServerContext*, const etcdserverpb::HashRequest*,
+                                      etcdserverpb::HashResponse*) {
+  // etcd hashes its whole B+tree file, which has no counterpart here;
+  // HashKV compares members' key-value histories.
+  return NotServed("/etcdserverpb.Maintenance/Hash");
+}
+
+grpc::Status MaintenanceService::Snapshot(grpc::ServerContext*,
+                                          const etcdserverpb::SnapshotRequest*,
+                                          grpc::ServerWriter<etcdserverpb::SnapshotResponse>*) {
+  return NotServed("/etcdserverpb.Maintenance/Snapshot");
+}
+
+std::map<uint64_t, etcdserverpb::Member> ClusterService::Members() const {
   std::map<uint64_t, etcdserverpb::Member> members;
   for (const auto& [mid, peer] : server_->identity().peers) {
     etcdserverpb::Member& m = members[mid];
@@ -105,8 +135,45 @@ grpc::Status ClusterService::MemberList(grpc::ServerContext*,
     m.mutable_clienturls()->CopyFrom(a.client_urls());
     m.set_islearner(a.is_learner());
   }
-  for (auto& [mid, m] : members) *resp->add_members() = std::move(m);
+  return members;
+}
+
+grpc::Status ClusterService::MemberList(grpc::ServerContext*,
+                                        const etcdserverpb::MemberListRequest*,
+                                        etcdserverpb::MemberListResponse* resp) {
+  FillHeader(server_, store_, resp->mutable_header());
+  // etcd's Cluster responses carry no revision.
+  resp->mutable_header()->set_revision(0);
+  for (auto& [mid, m] : Members()) *resp->add_members() = std::move(m);
   return grpc::Status::OK;
+}
+
+grpc::Status ClusterService::RefuseChange(uint64_t id, const char* method) const {
+  if (Members().count(id) == 0) return etcd::ErrMemberNotFound();
+  return NotServed(method);
+}
+
+grpc::Status ClusterService::MemberAdd(grpc::ServerContext*, const etcdserverpb::MemberAddRequest*,
+                                       etcdserverpb::MemberAddResponse*) {
+  return NotServed("/etcdserverpb.Cluster/MemberAdd");
+}
+
+grpc::Status ClusterService::MemberRemove(grpc::ServerContext*,
+                                          const etcdserverpb::MemberRemoveRequest* req,
+                                          etcdserverpb::MemberRemoveResponse*) {
+  return RefuseChange(req->id(), "/etcdserverpb.Cluster/MemberRemove");
+}
+
+grpc::Status ClusterService::MemberUpdate(grpc::ServerContext*,
+                                          const etcdserverpb::MemberUpdateRequest* req,
+                                          etcdserverpb::MemberUpdateResponse*) {
+  return RefuseChange(req->id(), "/etcdserverpb.Cluster/MemberUpdate");
+}
+
+grpc::Status ClusterService::MemberPromote(grpc::ServerContext*,
+                                           const etcdserverpb::MemberPromoteRequest* req,
+                                           etcdserverpb::MemberPromoteResponse*) {
+  return RefuseChange(req->id(), "/etcdserverpb.Cluster/MemberPromote");
 }
 
 }  // namespace arbiter::server

@@ -8,7 +8,9 @@
 // code, after Normalize (ctl_script.h) has replaced what legitimately
 // differs between two clusters. So the etcd kind checks arbiterctl against
 // etcdctl, and the Arbiter kind checks arbiterctl and Arbiter together and
-// the real etcdctl driving Arbiter.
+// the real etcdctl driving Arbiter. Scripts of commands arbiterctl does not
+// have run through etcdctl only: against the Arbiter kind's two clusters
+// (which keeps them in lockstep), and not at all for the etcd kind.
 
 #include <unistd.h>
 
@@ -31,9 +33,13 @@ constexpr absl::Duration kCommandTimeout = absl::Seconds(30);
 
 std::vector<ClusterKind> Kinds() { return {EtcdClusterKind(), ArbiterClusterKind()}; }
 
+bool IsEtcd(const ClusterKind& kind) { return kind.name == EtcdClusterKind().name; }
+
 struct DiffParam {
   ClusterKind kind;
   std::string script;
+  // Whether arbiterctl has the script's commands.
+  bool arbiterctl = true;
 };
 
 void PrintTo(const DiffParam& param, std::ostream* out) {
@@ -44,8 +50,9 @@ std::vector<DiffParam> Params() {
   std::vector<DiffParam> params;
   for (const ClusterKind& kind : Kinds()) {
     for (const char* script : {"kv", "get_flags", "txn", "errors", "cluster"}) {
-      params.push_back({kind, script});
+      params.push_back({kind, script, true});
     }
+    if (!IsEtcd(kind)) params.push_back({kind, "maintenance", false});
   }
   return params;
 }
@@ -64,8 +71,8 @@ struct ClusterSet {
   std::unique_ptr<TestCluster> subject;
   std::unique_ptr<TestCluster> etcdctl_subject;
 
-  std::vector<Subject> Subjects() const {
-    std::vector<Subject> out = {{ARBITERCTL_PATH, subject.get()}};
+  std::vector<Subject> Subjects(bool arbiterctl) const {
+    std::vector<Subject> out = {{arbiterctl ? ARBITERCTL_PATH : kEtcdctl, subject.get()}};
     if (etcdctl_subject != nullptr) out.push_back({kEtcdctl, etcdctl_subject.get()});
     return out;
   }
@@ -75,8 +82,6 @@ struct ClusterSet {
     return out;
   }
 };
-
-bool IsEtcd(const ClusterKind& kind) { return kind.name == EtcdClusterKind().name; }
 
 absl::Status StartSet(const ClusterKind& kind, ClusterSet* set) {
   absl::StatusOr<std::unique_ptr<TestCluster>> reference = EtcdClusterKind().start(3);
@@ -135,15 +140,17 @@ class CtlDiffTest : public ::testing::TestWithParam<DiffParam> {
     dead_ = absl::StrCat("127.0.0.1:", PickFreePort());
   }
 
-  // Runs `tool` with the step's arguments for `cluster`, normalised.
+  // Runs `tool` with the step's arguments for `cluster`, normalised;
+  // `vars` are the cluster's, updated by what the step printed.
   absl::StatusOr<RunResult> RunStep(const std::string& tool, const ScriptStep& step,
-                                    const TestCluster& cluster) {
+                                    const TestCluster& cluster, ScriptVars* vars) {
     std::vector<std::string> argv = {tool};
-    for (std::string& a : ExpandArgs(step, cluster, dead_)) argv.push_back(a);
+    for (std::string& a : ExpandArgs(step, cluster, dead_, *vars)) argv.push_back(a);
     absl::StatusOr<RunResult> r = RunCommand(argv, step.input, kCommandTimeout);
     if (!r.ok()) return r;
-    r->out = Normalize(r->out, cluster, step.options);
-    r->err = Normalize(r->err, cluster, step.options);
+    CaptureVars(r->out, vars);
+    r->out = Normalize(r->out, cluster, step.options, *vars);
+    r->err = Normalize(r->err, cluster, step.options, *vars);
     if (step.options.count("ignore-stdout")) r->out = "";
     return r;
   }
@@ -163,13 +170,16 @@ TEST_P(CtlDiffTest, SameOutputAsEtcdctl) {
   absl::StatusOr<std::vector<ScriptStep>> steps = ParseScript(ReadFile(path));
   ASSERT_TRUE(steps.ok()) << path << ": " << steps.status();
   ASSERT_FALSE(steps->empty()) << path;
+  std::map<const TestCluster*, ScriptVars> vars;
   for (const ScriptStep& step : *steps) {
     const std::string where =
         absl::StrCat(path, ":", step.line, ": ", absl::StrJoin(step.args, " "));
-    absl::StatusOr<RunResult> want = RunStep(kEtcdctl, step, *clusters_->reference);
+    absl::StatusOr<RunResult> want =
+        RunStep(kEtcdctl, step, *clusters_->reference, &vars[clusters_->reference.get()]);
     ASSERT_TRUE(want.ok()) << where << ": " << want.status();
-    for (const Subject& subject : clusters_->Subjects()) {
-      absl::StatusOr<RunResult> got = RunStep(subject.tool, step, *subject.cluster);
+    for (const Subject& subject : clusters_->Subjects(GetParam().arbiterctl)) {
+      absl::StatusOr<RunResult> got =
+          RunStep(subject.tool, step, *subject.cluster, &vars[subject.cluster]);
       ASSERT_TRUE(got.ok()) << where << ": " << got.status();
       const std::string label = absl::StrCat(Basename(subject.tool), " on ", GetParam().kind.name);
       EXPECT_TRUE(want->exit_code == got->exit_code && want->out == got->out &&

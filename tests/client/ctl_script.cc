@@ -1,6 +1,7 @@
 #include "tests/client/ctl_script.h"
 
 #include <algorithm>
+#include <map>
 #include <regex>
 
 #include "absl/strings/match.h"
@@ -62,6 +63,28 @@ std::string ReplaceAll(std::string text, const std::string& from, const std::str
 
 std::string RegexReplace(const std::string& text, const char* pattern, const char* to) {
   return std::regex_replace(text, std::regex(pattern), to);
+}
+
+// Each distinct HashKV hash (simple, table and JSON formats) replaced by
+// H1, H2, ... in order of appearance: whether members agree, and whether
+// two revisions' hashes differ, still shows.
+std::string NameHashes(const std::string& text) {
+  static const std::regex* const kHash = new std::regex(R"re(("hash":|\}, |\} +\| +)(\d+))re");
+  // Endpoints are already {ep-...} or http://{ep-...} here.
+  std::map<std::string, std::string> names;
+  std::string out;
+  auto begin = std::sregex_iterator(text.begin(), text.end(), *kHash);
+  size_t last = 0;
+  for (auto it = begin; it != std::sregex_iterator(); ++it) {
+    const std::smatch& m = *it;
+    auto [name, inserted] = names.emplace(m.str(2), "");
+    if (inserted) name->second = absl::StrCat("H", names.size());
+    out.append(text, last, m.position(2) - last);
+    out.append(name->second);
+    last = m.position(2) + m.length(2);
+  }
+  out.append(text, last, std::string::npos);
+  return out;
 }
 
 std::vector<std::string> Cells(const std::string& line) {
@@ -171,8 +194,23 @@ absl::StatusOr<std::vector<ScriptStep>> ParseScript(const std::string& text) {
   return steps;
 }
 
+void CaptureVars(const std::string& out, ScriptVars* vars) {
+  // `lease grant` in the simple and the JSON format.
+  static const std::regex* const kGranted =
+      new std::regex(R"re((^|\n)lease ([0-9a-f]{16}) granted with TTL\()re");
+  static const std::regex* const kGrantedJson =
+      new std::regex(R"re("ID":(\d+),"TTL":\d+,"Error":")re");
+  std::smatch m;
+  uint64_t id = 0;
+  if (std::regex_search(out, m, *kGranted)) {
+    vars->leases.push_back(m[2]);
+  } else if (std::regex_search(out, m, *kGrantedJson) && absl::SimpleAtoi(m.str(1), &id)) {
+    vars->leases.push_back(absl::StrFormat("%016x", id));
+  }
+}
+
 std::vector<std::string> ExpandArgs(const ScriptStep& step, const TestCluster& cluster,
-                                    const std::string& dead_endpoint) {
+                                    const std::string& dead_endpoint, const ScriptVars& vars) {
   std::vector<std::string> args;
   bool own_endpoints = false;
   for (std::string arg : step.args) {
@@ -181,6 +219,11 @@ std::vector<std::string> ExpandArgs(const ScriptStep& step, const TestCluster& c
       const std::string& endpoint = cluster.members()[i].client_endpoint;
       arg = ReplaceAll(arg, absl::StrCat("{ep", i + 1, "}"), endpoint);
       arg = ReplaceAll(arg, absl::StrCat("{url", i + 1, "}"), "http://" + endpoint);
+      arg = ReplaceAll(arg, absl::StrCat("{id", i + 1, "}"),
+                       absl::StrFormat("%x", cluster.members()[i].id));
+    }
+    for (size_t i = 0; i < vars.leases.size(); ++i) {
+      arg = ReplaceAll(arg, absl::StrCat("{lease", i + 1, "}"), vars.leases[i]);
     }
     args.push_back(ReplaceAll(arg, "{dead}", dead_endpoint));
   }
@@ -191,10 +234,17 @@ std::vector<std::string> ExpandArgs(const ScriptStep& step, const TestCluster& c
 }
 
 std::string Normalize(const std::string& text, const TestCluster& cluster,
-                      const std::set<std::string>& options) {
+                      const std::set<std::string>& options, const ScriptVars& vars) {
   std::string out = text;
   if (absl::StartsWith(out, "panic: ")) out = out.substr(0, out.find('\n') + 1);
   out = ReplaceAll(out, "arbiterctl", "etcdctl");
+  // Lease IDs: decimal in JSON, %016x elsewhere.
+  for (size_t i = 0; i < vars.leases.size(); ++i) {
+    const std::string name = absl::StrCat("{lease", i + 1, "}");
+    uint64_t id = 0;
+    if (absl::SimpleHexAtoi(vars.leases[i], &id)) out = ReplaceAll(out, absl::StrCat(id), name);
+    out = ReplaceAll(out, vars.leases[i], name);
+  }
   // Decimal IDs first: a hex ID of digits only could sit inside one.
   out = ReplaceAll(out, absl::StrCat(cluster.cluster_id()), "{cluster}");
   for (const TestMember& m : cluster.members()) {
@@ -214,6 +264,11 @@ std::string Normalize(const std::string& text, const TestCluster& cluster,
     out = RegexReplace(
         out, R"re("(leader|raftTerm|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":[^,}]+)re",
         R"re("$1":N)re");
+  }
+  if (options.count("hash")) out = NameHashes(out);
+  if (options.count("remaining")) {
+    out = RegexReplace(out, R"re(remaining\(\d+s\))re", "remaining(R)");
+    out = RegexReplace(out, R"re("ttl":\d+)re", R"re("ttl":R)re");
   }
   if (options.count("health")) {
     out = RegexReplace(out, R"re(took = \S+)re", "took = T");
