@@ -294,17 +294,36 @@ TEST_P(ClientTest, WithoutALeaderRequestsWaitForOne) {
   }
   ASSERT_TRUE(status.ok()) << status.status();
   ASSERT_EQ(status->leader(), 0u) << "the survivor still names a leader";
+  EXPECT_EQ(std::vector<std::string>(status->errors().begin(), status->errors().end()),
+            std::vector<std::string>{"etcdserver: no leader"});
 
   std::unique_ptr<etcdserverpb::KV::Stub> kv = KvStub(endpoint);
   EXPECT_EQ(PutWithin(*kv, "no-leader", absl::Milliseconds(800)).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);
+  etcdserverpb::RangeRequest range;
+  range.set_key("no-leader");
+  etcdserverpb::RangeResponse response;
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(800)));
-    etcdserverpb::RangeRequest range;
-    range.set_key("no-leader");
-    etcdserverpb::RangeResponse response;
     EXPECT_EQ(kv->Range(&ctx, range, &response).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  {
+    // Unless the call asks for a leader: then it fails at once.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    ctx.AddMetadata("hasleader", "true");
+    const grpc::Status s = kv->Range(&ctx, range, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(s.error_message(), "etcdserver: no leader");
+  }
+  // A serializable read needs no leader.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    range.set_serializable(true);
+    const grpc::Status s = kv->Range(&ctx, range, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
   }
 
   // The write is sent before the restarted member can help elect a leader
