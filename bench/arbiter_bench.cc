@@ -6,13 +6,18 @@
 //   arbiter-bench txn-put (compare-and-swap on a key's mod revision)
 //   arbiter-bench mixed   [--read-ratio 0.9]
 //   arbiter-bench failover --kill-pid PID   (steady puts; reports the gap after the kill)
+//   arbiter-bench watch   --watchers N [--streams S] --rate R   (fan-out; stream_workloads.cc)
+//   arbiter-bench lease-keepalive --leases N [--ttl 60] [--window 256]   (stream_workloads.cc)
 // Common flags: --endpoints a,b,c --conns 1 --clients 1 --total 10000 --max-time 30s
-//               [--rate N] (open loop, total ops/s) [--json]
+//               [--rate N] (open loop, total ops/s) [--server-pids p,q,r] [--json]
 //
 // Clients run closed loops (or paced by --rate) over --conns HTTP/2
 // connections spread across the endpoints; every call has a deadline.
 // Reports throughput, latency percentiles (p50, p90, p99, p99.9, max) from a
-// log-linear histogram, and errors by gRPC code.
+// log-linear histogram, errors by gRPC code and, given the servers' PIDs,
+// the CPU time they used over the measured phase.
+//
+// This file: the key-value workloads and the command line.
 #include <signal.h>
 
 #include <atomic>
@@ -30,38 +35,20 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/bench_common.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/rpc.grpc.pb.h"
 #include "server/histogram.h"
 
+namespace arbiter::bench {
 namespace {
-
-struct Options {
-  std::string workload;
-  std::vector<std::string> endpoints = {"127.0.0.1:2379"};
-  int conns = 1;
-  int clients = 1;
-  int64_t total = 10000;
-  double max_time_s = 30;
-  double rate = 0;
-  int key_size = 8;
-  int val_size = 256;
-  int64_t key_space = 50000;
-  bool sequential = false;
-  std::string consistency = "l";
-  double read_ratio = 0.9;
-  int kill_pid = 0;
-  double kill_after_s = 2;
-  bool json = false;
-};
 
 struct Stats {
   std::mutex mu;
   arbiter::server::Histogram micros;
   std::map<std::string, int64_t> errors;
   int64_t ok = 0;
-  // Failover: when the last acknowledged put before the first failure,
-  // and the first acknowledged put after the kill, happened.
+  // Failover: the first put both sent and acknowledged after the kill.
   absl::Time first_ok_after_kill = absl::InfiniteFuture();
 };
 
@@ -69,28 +56,6 @@ std::string Key(const Options& o, int64_t i) {
   std::string k = absl::StrFormat("%0*d", o.key_size, i % o.key_space);
   if (static_cast<int>(k.size()) > o.key_size) k = k.substr(k.size() - o.key_size);
   return k;
-}
-
-std::string CodeName(grpc::StatusCode c) {
-  static const char* kNames[] = {"OK",
-                                 "CANCELLED",
-                                 "UNKNOWN",
-                                 "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED",
-                                 "NOT_FOUND",
-                                 "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED",
-                                 "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION",
-                                 "ABORTED",
-                                 "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED",
-                                 "INTERNAL",
-                                 "UNAVAILABLE",
-                                 "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  const int i = static_cast<int>(c);
-  return i >= 0 && i < 17 ? kNames[i] : absl::StrCat("CODE_", i);
 }
 
 // One operation of the workload; returns the call's status.
@@ -138,20 +103,15 @@ grpc::Status RunOp(const Options& o, etcdserverpb::KV::Stub* kv, int64_t n, absl
   return kv->Txn(&ctx2, txn, &tr);
 }
 
-int Run(const Options& o) {
+}  // namespace
+
+int RunKv(const Options& o) {
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs;
-  for (int i = 0; i < o.conns; ++i) {
-    grpc::ChannelArguments args;
-    // A distinct argument per channel: one HTTP/2 connection each.
-    args.SetInt("arbiter-bench.conn", i);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto ch = grpc::CreateCustomChannel(o.endpoints[i % o.endpoints.size()],
-                                        grpc::InsecureChannelCredentials(), args);
-    stubs.push_back(etcdserverpb::KV::NewStub(ch));
-  }
+  for (const auto& ch : MakeChannels(o)) stubs.push_back(etcdserverpb::KV::NewStub(ch));
   const std::string value(o.val_size, 'v');
   Stats stats;
   std::atomic<int64_t> next{0};
+  const double cpu0 = ProcessCpuSeconds(o.server_pids);
   const absl::Time start = absl::Now();
   const absl::Time end = start + absl::Seconds(o.max_time_s);
   // Unix nanoseconds of the kill; 0 before it.
@@ -201,49 +161,40 @@ int Run(const Options& o) {
     kill_ns = absl::ToUnixNanos(absl::Now());
   }
   for (auto& t : threads) t.join();
-  const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
-  const double tput = static_cast<double>(stats.ok) / elapsed;
-  const auto ms = [&](double p) { return stats.micros.Percentile(p) / 1000.0; };
+  Report r;
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const double cpu1 = ProcessCpuSeconds(o.server_pids);
+  if (!o.server_pids.empty() && cpu0 >= 0 && cpu1 >= 0) r.server_cpu_s = cpu1 - cpu0;
+  r.ops = stats.ok;
+  r.micros = stats.micros;
+  r.errors = stats.errors;
   double gap_ms = -1;
   if (o.workload == "failover" && stats.first_ok_after_kill != absl::InfiniteFuture()) {
     gap_ms = absl::ToDoubleMilliseconds(stats.first_ok_after_kill - absl::FromUnixNanos(kill_ns));
   }
-  if (o.json) {
-    std::string errs;
-    for (const auto& [k, v] : stats.errors) {
-      absl::StrAppend(&errs, errs.empty() ? "" : ",", "\"", k, "\":", v);
-    }
-    std::printf(
-        "{\"workload\":\"%s\",\"clients\":%d,\"conns\":%d,\"ops\":%lld,\"seconds\":%.3f,"
-        "\"ops_per_sec\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-        "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"failover_gap_ms\":%.1f,\"errors\":{%s}}\n",
-        o.workload.c_str(), o.clients, o.conns, static_cast<long long>(stats.ok), elapsed, tput,
-        ms(0.5), ms(0.9), ms(0.99), ms(0.999), stats.micros.max() / 1000.0, gap_ms, errs.c_str());
-  } else {
-    std::printf("%s: %lld ops in %.2f s = %.0f ops/s (clients %d, conns %d)\n", o.workload.c_str(),
-                static_cast<long long>(stats.ok), elapsed, tput, o.clients, o.conns);
-    std::printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n", ms(0.5),
-                ms(0.9), ms(0.99), ms(0.999), stats.micros.max() / 1000.0);
-    for (const auto& [k, v] : stats.errors) {
-      std::printf("errors %s: %lld\n", k.c_str(), static_cast<long long>(v));
-    }
-    if (gap_ms >= 0) std::printf("failover gap: %.1f ms\n", gap_ms);
-  }
+  if (o.workload == "failover")
+    r.extra.emplace_back("failover_gap_ms", absl::StrFormat("%.1f", gap_ms));
+  PrintReport(o, r);
   return stats.ok > 0 ? 0 : 1;
 }
 
-}  // namespace
+}  // namespace arbiter::bench
 
 int main(int argc, char** argv) {
+  using arbiter::bench::Options;
   CLI::App app{"arbiter-bench: etcd v3 API load generator"};
   Options o;
   std::string endpoints = "127.0.0.1:2379";
+  std::vector<int> server_pids;
   app.add_option("--endpoints", endpoints, "comma-separated host:port list");
   app.add_option("--conns", o.conns, "HTTP/2 connections")->check(CLI::PositiveNumber);
   app.add_option("--clients", o.clients, "concurrent clients")->check(CLI::PositiveNumber);
-  app.add_option("--total", o.total, "operations at most")->check(CLI::PositiveNumber);
+  app.add_option("--total", o.total, "operations (watch: puts) at most")
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-time", o.max_time_s, "seconds at most")->check(CLI::PositiveNumber);
-  app.add_option("--rate", o.rate, "open loop: operations per second in total (0: closed loop)");
+  app.add_option("--rate", o.rate,
+                 "open loop: operations per second in total (0: closed loop; watch: puts/s, "
+                 "default 100)");
   app.add_option("--key-size", o.key_size)->check(CLI::Range(1, 1 << 20));
   app.add_option("--val-size", o.val_size)->check(CLI::Range(0, 1 << 20));
   app.add_option("--key-space", o.key_space)->check(CLI::PositiveNumber);
@@ -252,10 +203,24 @@ int main(int argc, char** argv) {
   app.add_option("--read-ratio", o.read_ratio)->check(CLI::Range(0.0, 1.0));
   app.add_option("--kill-pid", o.kill_pid, "failover: the leader's PID");
   app.add_option("--kill-after", o.kill_after_s, "failover: seconds of load before the kill");
+  app.add_option("--watchers", o.watchers, "watch: watchers on one prefix")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--streams", o.streams, "watch: Watch streams (0: one per connection)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--leases", o.leases, "lease-keepalive: leases kept alive")
+      ->check(CLI::Range(1, 10000000));
+  app.add_option("--ttl", o.ttl_s, "lease-keepalive: TTL of the leases (s)")
+      ->check(CLI::Range(5, 1000000));
+  app.add_option("--window", o.window, "lease-keepalive: keep-alives outstanding at most")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--server-pids", server_pids,
+                 "comma-separated PIDs of the servers: report their CPU time")
+      ->delimiter(',');
   app.add_flag("--json", o.json, "one JSON object on stdout");
   app.require_subcommand(1, 1);
   app.fallthrough();
-  for (const char* w : {"put", "range", "txn-put", "mixed", "failover"}) {
+  for (const char* w :
+       {"put", "range", "txn-put", "mixed", "failover", "watch", "lease-keepalive"}) {
     app.add_subcommand(w, std::string(w) + " workload");
   }
   try {
@@ -264,6 +229,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   o.workload = app.get_subcommands().front()->get_name();
+  o.server_pids = server_pids;
   o.endpoints = absl::StrSplit(endpoints, ',', absl::SkipEmpty());
   for (std::string& e : o.endpoints) {
     if (e.rfind("http://", 0) == 0) e = e.substr(7);
@@ -276,5 +242,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "failover needs --kill-pid\n");
     return 2;
   }
-  return Run(o);
+  if (o.workload == "watch") return arbiter::bench::RunWatch(o);
+  if (o.workload == "lease-keepalive") {
+    if (o.window > o.leases) o.window = o.leases;
+    return arbiter::bench::RunLeaseKeepAlive(o);
+  }
+  return arbiter::bench::RunKv(o);
 }

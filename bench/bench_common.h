@@ -1,0 +1,91 @@
+// What arbiter-bench's workloads share: the options, the connections, the
+// servers' CPU time read from /proc, and the report (text or one JSON
+// object on stdout).
+//
+// Thread safety: Options and Report are values filled by one thread; the
+// functions are pure or read only /proc.
+#ifndef ARBITER_BENCH_BENCH_COMMON_H_
+#define ARBITER_BENCH_BENCH_COMMON_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "server/histogram.h"
+
+namespace arbiter::bench {
+
+struct Options {
+  std::string workload;
+  std::vector<std::string> endpoints = {"127.0.0.1:2379"};
+  int conns = 1;
+  int clients = 1;
+  int64_t total = 10000;
+  double max_time_s = 30;
+  double rate = 0;
+  int key_size = 8;
+  int val_size = 256;
+  int64_t key_space = 50000;
+  bool sequential = false;
+  std::string consistency = "l";
+  double read_ratio = 0.9;
+  int kill_pid = 0;
+  double kill_after_s = 2;
+  // watch: watchers on one prefix, spread over `streams` Watch streams
+  // (0: one per connection).
+  int watchers = 100;
+  int streams = 0;
+  // lease-keepalive: leases granted (by `clients` threads), their TTL, and
+  // how many keep-alives may be outstanding on the one stream.
+  int leases = 1000;
+  int64_t ttl_s = 60;
+  int window = 256;
+  // Members whose CPU time (utime + stime) the report covers, over the
+  // measured phase only.
+  std::vector<int> server_pids;
+  bool json = false;
+};
+
+// One channel (one HTTP/2 connection) per connection asked for, spread
+// round-robin over the endpoints.
+std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(const Options& o);
+
+// gRPC's name for a status code ("DEADLINE_EXCEEDED").
+std::string CodeName(grpc::StatusCode c);
+
+// Sum of user and system CPU seconds of the processes; -1 if one of them
+// cannot be read (it exited).
+double ProcessCpuSeconds(const std::vector<int>& pids);
+
+// Unix time in nanoseconds from the system clock (comparable across
+// processes on one machine).
+int64_t NowNanos();
+
+struct Report {
+  int64_t ops = 0;  // operations (or events, keep-alives) counted
+  double seconds = 0;
+  // Latency of each counted operation, in microseconds.
+  arbiter::server::Histogram micros;
+  std::map<std::string, int64_t> errors;
+  // CPU seconds the server processes used over the measured phase; < 0 if
+  // not measured.
+  double server_cpu_s = -1;
+  // Workload-specific fields, as (name, JSON value) in print order.
+  std::vector<std::pair<std::string, std::string>> extra;
+};
+
+// Prints the report (one JSON object with --json) to stdout.
+void PrintReport(const Options& o, const Report& r);
+
+// The workloads; each returns the process exit code (0: success).
+int RunKv(const Options& o);  // put, range, txn-put, mixed, failover
+int RunWatch(const Options& o);
+int RunLeaseKeepAlive(const Options& o);
+
+}  // namespace arbiter::bench
+
+#endif  // ARBITER_BENCH_BENCH_COMMON_H_
