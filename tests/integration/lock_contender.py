@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""One contender of lock_fence_process_test.py: a loop of lock, critical
+section, unlock, bounded in sections and seconds.
+
+  lock_contender.py grpc    --endpoints E --id ID --log FILE --lock NAME ...
+  lock_contender.py etcdctl --endpoints E --id ID --log FILE --lock NAME ...
+  lock_contender.py section --endpoints E --id ID --log FILE  (run by etcdctl lock)
+
+grpc: a lease with its own keep-alive stream, then the v3lock Lock RPC.
+etcdctl: `etcdctl lock --ttl=N NAME -- lock_contender.py section ...`, the
+client-side recipe, which runs the section with ETCD_LOCK_KEY set.
+
+The fencing token is the lock key's create revision, read back after the
+lock is held. The critical section writes RESOURCE three times (enter, work,
+exit), each in a Txn guarded by create_revision(lock key) == token. The same
+Txn also writes SHADOW unconditionally (on success and on failure), so
+SHADOW receives what RESOURCE would without the fence. A rejected write ends
+the section: the lock was lost.
+
+--pause-first makes the contender stop itself with SIGSTOP right after the
+enter write of its first section (a process pause at the worst moment); the
+test resumes it with SIGCONT.
+
+Every write's outcome is appended to the log as one JSON line.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import etcd_grpc  # noqa: E402
+from etcd_grpc import Conn, pb  # noqa: E402
+
+RESOURCE = "fenced/resource"
+SHADOW = "fenced/shadow"
+ETCDCTL = "/usr/bin/etcdctl"
+
+
+class Log:
+    def __init__(self, path, cid):
+        self.f = open(path, "a")
+        self.cid = cid
+
+    def write(self, **rec):
+        rec["id"] = self.cid
+        rec["t"] = time.monotonic()
+        self.f.write(json.dumps(rec) + "\n")
+        self.f.flush()
+
+
+def critical_section(conn, log, key, token, pause):
+    """The three guarded writes; False once one is rejected."""
+    guard = [etcd_grpc.create_revision_is(key, token)]
+    for phase in ("enter", "work", "exit"):
+        value = "token=%d id=%s phase=%s" % (token, log.cid, phase)
+        r = conn.txn(guard, [etcd_grpc.put_op(RESOURCE, value), etcd_grpc.put_op(SHADOW, value)],
+                     [etcd_grpc.put_op(SHADOW, value)])
+        log.write(event="write", token=token, phase=phase, value=value, ok=r.succeeded,
+                  rev=r.header.revision, key=key)
+        if not r.succeeded:
+            return False
+        if pause and phase == "enter":
+            os.kill(os.getpid(), signal.SIGSTOP)
+    return True
+
+
+def token_of(conn, key):
+    kvs = conn.get(key).kvs
+    return kvs[0].create_revision if kvs else 0
+
+
+class KeepAlive(threading.Thread):
+    """Renews one lease every TTL/3 until stopped or the lease is gone."""
+
+    def __init__(self, conn, lease_id, ttl):
+        super().__init__(daemon=True)
+        self.conn, self.lease_id, self.ttl = conn, lease_id, ttl
+        self.done = threading.Event()
+        self.call = None
+
+    def requests(self):
+        while not self.done.is_set():
+            yield pb.LeaseKeepAliveRequest(ID=self.lease_id)
+            self.done.wait(self.ttl / 3.0)
+
+    def run(self):
+        self.call = self.conn.lease.LeaseKeepAlive(self.requests())
+        try:
+            for resp in self.call:
+                if resp.TTL <= 0:
+                    return
+        except grpc.RpcError:
+            pass
+
+    def stop(self):
+        self.done.set()
+        if self.call is not None:
+            self.call.cancel()
+
+
+def run_grpc(a, log):
+    conn = Conn(a.endpoints.split(",")[a.index % 3])
+    deadline = time.monotonic() + a.seconds
+    sections = 0
+    while sections < a.sections and time.monotonic() < deadline:
+        lease_id = conn.grant(a.ttl)
+        ka = KeepAlive(conn, lease_id, a.ttl)
+        ka.start()
+        try:
+            try:
+                key, header = conn.lock(a.lock, lease_id, timeout=max(1.0, deadline -
+                                                                      time.monotonic()))
+            except grpc.RpcError as e:
+                log.write(event="lock failed", error=e.code().name)
+                continue
+            token = token_of(conn, key)
+            log.write(event="locked", key=key, token=token, lock_rev=header.revision)
+            if token == 0:
+                continue  # the lease expired already; nothing to fence with
+            done = critical_section(conn, log, key, token, a.pause_first and sections == 0)
+            sections += 1
+            log.write(event="section", token=token, complete=done)
+            conn.unlock(key)
+        finally:
+            ka.stop()
+            try:
+                conn.revoke(lease_id)
+            except grpc.RpcError:
+                pass  # expired while paused
+    conn.close()
+
+
+def run_etcdctl(a, log):
+    deadline = time.monotonic() + a.seconds
+    for _ in range(a.sections):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        p = subprocess.run(
+            [ETCDCTL, "--endpoints=" + a.endpoints, "lock", "--ttl=%d" % a.ttl, a.lock, "--",
+             sys.executable, os.path.abspath(__file__), "section", "--endpoints", a.endpoints,
+             "--id", a.id, "--log", a.log, "--index", str(a.index)],
+            env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True,
+            timeout=left + 10)
+        if p.returncode != 0:
+            log.write(event="etcdctl lock failed", rc=p.returncode, stderr=p.stderr[-500:])
+
+
+def run_section(a, log):
+    conn = Conn(a.endpoints.split(",")[a.index % 3])
+    key = os.environ["ETCD_LOCK_KEY"]
+    token = token_of(conn, key)
+    log.write(event="locked", key=key, token=token, lock_rev=int(os.environ["ETCD_LOCK_REV"]))
+    if token:
+        done = critical_section(conn, log, key, token, False)
+        log.write(event="section", token=token, complete=done)
+    conn.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["grpc", "etcdctl", "section"])
+    ap.add_argument("--endpoints", required=True)
+    ap.add_argument("--id", required=True)
+    ap.add_argument("--index", type=int, default=0)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--lock", default="fence-lock")
+    ap.add_argument("--ttl", type=int, default=2)
+    ap.add_argument("--sections", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--pause-first", action="store_true")
+    a = ap.parse_args()
+    log = Log(a.log, a.id)
+    {"grpc": run_grpc, "etcdctl": run_etcdctl, "section": run_section}[a.mode](a, log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
