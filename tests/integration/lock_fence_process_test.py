@@ -18,6 +18,9 @@ Checks:
     contender held the lock (with a higher token) while it was stopped;
   - every write a contender saw accepted is in the history at its revision,
     and no write it saw rejected is;
+  - in real time, each complete section ends before the next one begins,
+    while the paused holder's section spans another holder's (it believed
+    it held the lock: the fence is what kept its write out);
   - each token is the create revision of its holder's lock key; tokens are
     distinct.
 The same analysis run on the shadow key (what the resource receives without
@@ -185,6 +188,19 @@ def main():
         assert any(p.startswith("overlap: c0's section with token %d " % vtoken)
                    for p in unfenced), "without the fence, the pause went unnoticed: %s" % unfenced
         print("without the fence: %s" % unfenced[0])
+
+        # In real time (one machine, one monotonic clock): complete sections
+        # follow each other, each ending before the next holder's begins;
+        # the paused holder believed it held the lock while another did.
+        spans = {}
+        for w in writes:
+            s = spans.setdefault(w["token"], [w["t"], w["t"]])
+            s[1] = w["t"]
+        ordered = sorted(t for t in spans if t != vtoken)
+        for a, b in zip(ordered, ordered[1:]):
+            assert spans[a][1] < spans[b][0], "sections %d and %d overlap in time" % (a, b)
+        assert spans[vtoken][0] < spans[took_over[0]["token"]][0] and \
+            spans[took_over[0]["token"]][1] < spans[vtoken][1]
 
         locked = [r for r in records if r["event"] == "locked"]
         by_token = {}
