@@ -347,6 +347,7 @@ def main():
             move_watchers(lead)
             after_acks(writer.acked_count() + 60)
             # 2. SIGKILL the leader the watchers are on: their streams break.
+            killed_index = c.status(lead)["raftIndex"]
             c.kill9(lead)
             rest = [n for n in c.names if n != lead]
             new_lead = poll("a new leader", lambda: c.leader(rest))
@@ -355,6 +356,7 @@ def main():
             # down, so, as in cluster_process_test.py, it catches up by
             # snapshot and must still serve the history from before.
             after_acks(writer.acked_count() + 250)
+            assert c.status(new_lead)["raftAppliedIndex"] > killed_index + 200
             # 3. Restart it; once it has caught up, move the watchers onto it.
             c.start(lead)
             survivor = Conn(c.endpoint(new_lead))
