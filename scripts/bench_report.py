@@ -207,7 +207,7 @@ def main():
         f.write("\n".join(lines) + "\n")
 
     with open(os.path.join(out, "chart.dat"), "w") as f:
-        f.write("case throughput p99_or_gap cpu_or_rss\n")
+        f.write("# case throughput p99_or_gap cpu_or_rss\n")
         for case, t, p, c in chart:
             f.write(f"{case} {t if t else 'NaN'} {p if p else 'NaN'} {c if c else 'NaN'}\n")
     with open(os.path.join(out, "chart.gp"), "w") as f:
