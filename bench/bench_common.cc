@@ -1,5 +1,6 @@
 #include "bench/bench_common.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -80,7 +81,21 @@ int64_t NowNanos() {
       .count();
 }
 
+namespace {
+
+double SelfCpuSeconds() {
+  rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) != 0) return -1;
+  const auto secs = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+}  // namespace
+
 void PrintReport(const Options& o, const Report& r) {
+  // The load generator's own CPU over its whole run: if it nears the
+  // elapsed time times the cores, the client is what limits the figures.
+  const double client_cpu_s = SelfCpuSeconds();
   const double tput = r.seconds > 0 ? static_cast<double>(r.ops) / r.seconds : 0;
   const auto ms = [&](double p) { return r.micros.Percentile(p) / 1000.0; };
   const double cpu_ms_per_op =
@@ -95,11 +110,11 @@ void PrintReport(const Options& o, const Report& r) {
     std::printf(
         "{\"workload\":\"%s\",\"clients\":%d,\"conns\":%d,\"ops\":%lld,\"seconds\":%.3f,"
         "\"ops_per_sec\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-        "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"server_cpu_s\":%.2f,\"server_cpu_ms_per_op\":%.4f%s,"
-        "\"errors\":{%s}}\n",
+        "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"server_cpu_s\":%.2f,\"server_cpu_ms_per_op\":%.4f,"
+        "\"client_cpu_s\":%.2f%s,\"errors\":{%s}}\n",
         o.workload.c_str(), o.clients, o.conns, static_cast<long long>(r.ops), r.seconds, tput,
         ms(0.5), ms(0.9), ms(0.99), ms(0.999), r.micros.max() / 1000.0, r.server_cpu_s,
-        cpu_ms_per_op, extra.c_str(), errs.c_str());
+        cpu_ms_per_op, client_cpu_s, extra.c_str(), errs.c_str());
   } else {
     std::printf("%s: %lld ops in %.2f s = %.0f ops/s (clients %d, conns %d)\n", o.workload.c_str(),
                 static_cast<long long>(r.ops), r.seconds, tput, o.clients, o.conns);
@@ -108,6 +123,7 @@ void PrintReport(const Options& o, const Report& r) {
     if (r.server_cpu_s >= 0) {
       std::printf("server CPU: %.2f s (%.4f ms per op)\n", r.server_cpu_s, cpu_ms_per_op);
     }
+    std::printf("client CPU: %.2f s\n", client_cpu_s);
     for (const auto& [k, v] : r.extra) std::printf("%s: %s\n", k.c_str(), v.c_str());
     for (const auto& [k, v] : r.errors) {
       std::printf("errors %s: %lld\n", k.c_str(), static_cast<long long>(v));
