@@ -17,7 +17,8 @@ Checks:
   - the paused holder's write after SIGCONT was rejected, and another
     contender held the lock (with a higher token) while it was stopped;
   - every write a contender saw accepted is in the history at its revision,
-    and no write it saw rejected is;
+    and no write it saw rejected is; the lock key was held with the token
+    exactly when a write was accepted (read back at the write's revision);
   - in real time, each complete section ends before the next one begins,
     while the paused holder's section spans another holder's (it believed
     it held the lock: the fence is what kept its write out);
@@ -182,6 +183,14 @@ def main():
                 assert w["value"] not in at.values(), "rejected write in history: %s" % w
         assert [w for w in writes if not w["ok"]] == [rejected], \
             "writes rejected other than c0's late one: %s" % [w for w in writes if not w["ok"]]
+        # Every fence decision was right: an accepted write's lock key existed
+        # with the token as create revision just before it (revision - 1), a
+        # rejected one's did not at the revision it was decided at.
+        for w in writes:
+            held = [kv for kv in conn.kv.Range(etcd_grpc.pb.RangeRequest(
+                key=w["key"].encode(), revision=w["rev"] - 1 if w["ok"] else w["rev"])).kvs
+                if kv.create_revision == w["token"]]
+            assert bool(held) == w["ok"], "fence decided %s for %s" % (w["ok"], w)
         # The paused holder's late write sits after the new holder's in the
         # shadow, and the analysis without the fence reports the overlap.
         unfenced = check_exclusion(shadow)
