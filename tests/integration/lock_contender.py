@@ -15,7 +15,8 @@ lock is held. The critical section writes RESOURCE three times (enter, work,
 exit), each in a Txn guarded by create_revision(lock key) == token. The same
 Txn also writes SHADOW unconditionally (on success and on failure), so
 SHADOW receives what RESOURCE would without the fence. A rejected write ends
-the section: the lock was lost.
+the section: the lock was lost. So does a failed one (its outcome is
+unknown); the contender then moves to the next member.
 
 --pause-first makes the contender stop itself with SIGSTOP right after the
 enter write of its first section (a process pause at the worst moment); the
@@ -57,19 +58,26 @@ class Log:
 
 
 def critical_section(conn, log, key, token, pause):
-    """The three guarded writes; False once one is rejected."""
+    """The three guarded writes: "complete", "lost" once one is rejected, or
+    "unknown" once one fails (its outcome is unknown; the section ends)."""
     guard = [etcd_grpc.create_revision_is(key, token)]
     for phase in ("enter", "work", "exit"):
         value = "token=%d id=%s phase=%s" % (token, log.cid, phase)
-        r = conn.txn(guard, [etcd_grpc.put_op(RESOURCE, value), etcd_grpc.put_op(SHADOW, value)],
-                     [etcd_grpc.put_op(SHADOW, value)])
+        try:
+            r = conn.txn(guard, [etcd_grpc.put_op(RESOURCE, value),
+                                 etcd_grpc.put_op(SHADOW, value)],
+                         [etcd_grpc.put_op(SHADOW, value)])
+        except grpc.RpcError as e:
+            log.write(event="write", token=token, phase=phase, value=value, ok=None,
+                      error=e.code().name, key=key)
+            return "unknown"
         log.write(event="write", token=token, phase=phase, value=value, ok=r.succeeded,
                   rev=r.header.revision, key=key)
         if not r.succeeded:
-            return False
+            return "lost"
         if pause and phase == "enter":
             os.kill(os.getpid(), signal.SIGSTOP)
-    return True
+    return "complete"
 
 
 def token_of(conn, key):
@@ -78,12 +86,15 @@ def token_of(conn, key):
 
 
 class KeepAlive(threading.Thread):
-    """Renews one lease every TTL/3 until stopped or the lease is gone."""
+    """Renews one lease every TTL/3 until stopped or the lease is gone; when
+    its stream fails (a member died), reopens it on the next member, as
+    clientv3 does. stop() may be called from another thread."""
 
-    def __init__(self, conn, lease_id, ttl):
+    def __init__(self, conns, first, lease_id, ttl):
         super().__init__(daemon=True)
-        self.conn, self.lease_id, self.ttl = conn, lease_id, ttl
+        self.conns, self.cur, self.lease_id, self.ttl = conns, first, lease_id, ttl
         self.done = threading.Event()
+        self.mu = threading.Lock()
         self.call = None
 
     def requests(self):
@@ -92,50 +103,68 @@ class KeepAlive(threading.Thread):
             self.done.wait(self.ttl / 3.0)
 
     def run(self):
-        self.call = self.conn.lease.LeaseKeepAlive(self.requests())
-        try:
-            for resp in self.call:
-                if resp.TTL <= 0:
+        while not self.done.is_set():
+            with self.mu:
+                if self.done.is_set():
                     return
-        except grpc.RpcError:
-            pass
+                call = self.call = self.conns[self.cur].lease.LeaseKeepAlive(self.requests())
+            try:
+                for resp in call:
+                    if resp.TTL <= 0:
+                        return  # expired or revoked
+            except grpc.RpcError:
+                pass
+            self.cur = (self.cur + 1) % len(self.conns)
+            self.done.wait(0.1)  # paces reopening while members are down
 
     def stop(self):
         self.done.set()
-        if self.call is not None:
-            self.call.cancel()
+        with self.mu:
+            if self.call is not None:
+                self.call.cancel()
 
 
 def run_grpc(a, log):
-    conn = Conn(a.endpoints.split(",")[a.index % 3])
+    """Moves to the next member whenever a request fails (a member may be
+    down); a section whose write failed ends there."""
+    conns = [Conn(ep) for ep in a.endpoints.split(",")]
+    cur = a.index % len(conns)
     deadline = time.monotonic() + a.seconds
     sections = 0
     while sections < a.sections and time.monotonic() < deadline:
-        lease_id = conn.grant(a.ttl)
-        ka = KeepAlive(conn, lease_id, a.ttl)
-        ka.start()
+        conn = conns[cur]
+        lease_id, ka = 0, None
         try:
-            try:
-                key, header = conn.lock(a.lock, lease_id, timeout=max(1.0, deadline -
-                                                                      time.monotonic()))
-            except grpc.RpcError as e:
-                log.write(event="lock failed", error=e.code().name)
-                continue
+            lease_id = conn.grant(a.ttl)
+            ka = KeepAlive(conns, cur, lease_id, a.ttl)
+            ka.start()
+            key, header = conn.lock(a.lock, lease_id,
+                                    timeout=max(1.0, deadline - time.monotonic()))
             token = token_of(conn, key)
             log.write(event="locked", key=key, token=token, lock_rev=header.revision)
-            if token == 0:
-                continue  # the lease expired already; nothing to fence with
-            done = critical_section(conn, log, key, token, a.pause_first and sections == 0)
             sections += 1
-            log.write(event="section", token=token, complete=done)
-            conn.unlock(key)
+            if token == 0:
+                log.write(event="section", token=token, outcome="expired before use")
+                continue
+            outcome = critical_section(conn, log, key, token, a.pause_first and sections == 1)
+            log.write(event="section", token=token, outcome=outcome)
+            if outcome == "unknown":
+                cur = (cur + 1) % len(conns)
+            else:
+                conn.unlock(key)
+        except grpc.RpcError as e:
+            log.write(event="error", error=e.code().name)
+            cur = (cur + 1) % len(conns)
         finally:
-            ka.stop()
-            try:
-                conn.revoke(lease_id)
-            except grpc.RpcError:
-                pass  # expired while paused
-    conn.close()
+            if ka is not None:
+                ka.stop()
+            if lease_id:
+                try:
+                    conns[cur].revoke(lease_id)
+                except grpc.RpcError:
+                    pass  # expired while paused, or the member is down
+    for c in conns:
+        c.close()
 
 
 def run_etcdctl(a, log):
@@ -144,24 +173,39 @@ def run_etcdctl(a, log):
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        p = subprocess.run(
-            [ETCDCTL, "--endpoints=" + a.endpoints, "lock", "--ttl=%d" % a.ttl, a.lock, "--",
-             sys.executable, os.path.abspath(__file__), "section", "--endpoints", a.endpoints,
-             "--id", a.id, "--log", a.log, "--index", str(a.index)],
-            env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True,
-            timeout=left + 10)
+        try:
+            p = subprocess.run(
+                [ETCDCTL, "--endpoints=" + a.endpoints, "lock", "--ttl=%d" % a.ttl, a.lock,
+                 "--", sys.executable, os.path.abspath(__file__), "section", "--endpoints",
+                 a.endpoints, "--id", a.id, "--log", a.log, "--index", str(a.index)],
+                env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True,
+                timeout=left + 10)
+        except subprocess.TimeoutExpired:
+            log.write(event="etcdctl lock failed", rc=None, stderr="timed out")
+            continue
         if p.returncode != 0:
             log.write(event="etcdctl lock failed", rc=p.returncode, stderr=p.stderr[-500:])
 
 
 def run_section(a, log):
-    conn = Conn(a.endpoints.split(",")[a.index % 3])
     key = os.environ["ETCD_LOCK_KEY"]
-    token = token_of(conn, key)
+    eps = a.endpoints.split(",")
+    for i in range(len(eps)):  # the first member that answers
+        conn = Conn(eps[(a.index + i) % len(eps)])
+        try:
+            token = token_of(conn, key)
+            break
+        except grpc.RpcError:
+            conn.close()
+    else:
+        log.write(event="error", error="no member answers")
+        return
     log.write(event="locked", key=key, token=token, lock_rev=int(os.environ["ETCD_LOCK_REV"]))
     if token:
-        done = critical_section(conn, log, key, token, False)
-        log.write(event="section", token=token, complete=done)
+        outcome = critical_section(conn, log, key, token, False)
+    else:
+        outcome = "expired before use"
+    log.write(event="section", token=token, outcome=outcome)
     conn.close()
 
 

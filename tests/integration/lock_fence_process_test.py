@@ -8,7 +8,10 @@ Four contender processes (lock_contender.py) loop: take the lock "fence-lock"
 exit) through Txns guarded by the lock key's create revision (the fencing
 token). One contender stops itself with SIGSTOP right after its first enter
 write; the test keeps it stopped until its lease has expired and another
-contender has completed a section, then resumes it with SIGCONT.
+contender has completed a section, then resumes it with SIGCONT. Later the
+leader is killed with SIGKILL (and restarted) while the contenders go on:
+requests to it fail (a write may have an unknown outcome), keep-alives move
+to another member.
 
 Checks:
   - in the resource's history (the store's order of accepted writes), the
@@ -23,7 +26,8 @@ Checks:
     while the paused holder's section spans another holder's (it believed
     it held the lock: the fence is what kept its write out);
   - each token is the create revision of its holder's lock key; tokens are
-    distinct.
+    distinct; every contender takes the lock (nearly) as often as it tries,
+    and sections complete after the leader's kill.
 The same analysis run on the shadow key (what the resource receives without
 the fence) must report the overlap caused by the pause, so the check is
 shown to fail when exclusion fails.
@@ -48,7 +52,7 @@ from etcd_grpc import Conn  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
 TTL = 2
-SECTIONS = 5
+SECTIONS = 6
 PHASES = ("enter", "work", "exit")
 
 
@@ -101,6 +105,9 @@ def main():
     contenders = {}
     ok = False
     t0 = time.monotonic()
+
+    def say(text):
+        print("[%5.1f s] %s" % (time.monotonic() - t0, text))
     try:
         for n in c.names:
             c.start(n)
@@ -139,7 +146,7 @@ def main():
         # Resumed only once its key is gone: its lease expired while it was
         # stopped.
         victim.send_signal(signal.SIGCONT)
-        print("c0 (token %d) stopped for %.2f s after its enter write; meanwhile its lease "
+        say("c0 (token %d) stopped for %.2f s after its enter write; meanwhile its lease "
               "expired and %s completed a section with token %d" %
               (vtoken, time.monotonic() - enter["t"], took_over[0]["id"],
                took_over[0]["token"]))
@@ -148,11 +155,31 @@ def main():
             return [r for r in read_log(logs["c0"])
                     if r["event"] == "write" and r["token"] == vtoken and not r["ok"]]
         rejected = poll("c0's late write to be answered", late_write)[0]
-        print("c0's late %s write with token %d was rejected (revision %d)" %
+        say("c0's late %s write with token %d was rejected (revision %d)" %
               (rejected["phase"], vtoken, rejected["rev"]))
+
+        # SIGKILL the leader while the contenders go on; restart it.
+        def completed():
+            return [r for cid in logs for r in read_log(logs[cid])
+                    if r["event"] == "section" and r["outcome"] == "complete"]
+        done_before = len(completed())
+        poll("two more sections", lambda: len(completed()) >= done_before + 2)
+        lead = poll("a leader", lambda: c.leader(c.names))
+        c.kill9(lead)
+        rest = [n for n in c.names if n != lead]
+        new_lead = poll("a new leader", lambda: c.leader(rest))
+        conn.close()
+        conn = Conn(c.endpoint(new_lead))
+        kill_rev = conn.revision()
+        say("killed leader %s at about revision %d; new leader %s" %
+            (lead, kill_rev, new_lead))
+        c.start(lead)
+        poll("the killed member back", lambda: c.leader(c.names))
+        say("%s restarted" % lead)
 
         poll("every contender to finish",
              lambda: all(p.poll() is not None for p in contenders.values()), timeout=45)
+        say("contenders done")
         for cid, p in contenders.items():
             assert p.returncode == 0, "%s exited %d: %s" % (
                 cid, p.returncode, open(os.path.join(work, cid + ".out")).read()[-2000:])
@@ -161,7 +188,7 @@ def main():
         kvs = conn.kv.Range(etcd_grpc.pb.RangeRequest(
             key=b"fenced/", range_end=etcd_grpc.prefix_end("fenced/"))).kvs
         end_rev = max(kv.mod_revision for kv in kvs)
-        events = etcd_grpc.replay(eps[1], "fenced/", etcd_grpc.prefix_end("fenced/"),
+        events = etcd_grpc.replay(c.endpoint(new_lead), "fenced/", etcd_grpc.prefix_end("fenced/"),
                                   start_rev, end_rev)
         fenced = [(e[3], e[2]) for e in events if e[1] == "fenced/resource"]
         shadow = [(e[3], e[2]) for e in events if e[1] == "fenced/shadow"]
@@ -169,7 +196,7 @@ def main():
         problems = check_exclusion(fenced)
         assert not problems, problems
         tokens = sorted({parse(v)[0] for _, v in fenced})
-        print("resource: %d accepted writes, %d sections, tokens %s" %
+        say("resource: %d accepted writes, %d sections, tokens %s" %
               (len(fenced), len(tokens), tokens))
 
         # What the contenders saw agrees with the history.
@@ -179,14 +206,18 @@ def main():
         for w in writes:
             if w["ok"]:
                 assert at.get(w["rev"]) == w["value"], "accepted write not in history: %s" % w
-            else:
+            elif w["ok"] is False:
                 assert w["value"] not in at.values(), "rejected write in history: %s" % w
-        assert [w for w in writes if not w["ok"]] == [rejected], \
-            "writes rejected other than c0's late one: %s" % [w for w in writes if not w["ok"]]
+        others = [w for w in writes if w["ok"] is False and w != rejected]
+        unknown = [w for w in writes if w["ok"] is None]
+        say("other rejected writes: %d; writes with unknown outcome (leader kill): %d" %
+              (len(others), len(unknown)))
         # Every fence decision was right: an accepted write's lock key existed
         # with the token as create revision just before it (revision - 1), a
         # rejected one's did not at the revision it was decided at.
         for w in writes:
+            if w["ok"] is None:
+                continue
             held = [kv for kv in conn.kv.Range(etcd_grpc.pb.RangeRequest(
                 key=w["key"].encode(), revision=w["rev"] - 1 if w["ok"] else w["rev"])).kvs
                 if kv.create_revision == w["token"]]
@@ -196,7 +227,7 @@ def main():
         unfenced = check_exclusion(shadow)
         assert any(p.startswith("overlap: c0's section with token %d " % vtoken)
                    for p in unfenced), "without the fence, the pause went unnoticed: %s" % unfenced
-        print("without the fence: %s" % unfenced[0])
+        say("without the fence: %s" % unfenced[0])
 
         # In real time (one machine, one monotonic clock): complete sections
         # follow each other, each ending before the next holder's begins;
@@ -205,16 +236,24 @@ def main():
         for w in writes:
             s = spans.setdefault(w["token"], [w["t"], w["t"]])
             s[1] = w["t"]
-        ordered = sorted(t for t in spans if t != vtoken)
+        complete = {r["token"] for r in records
+                    if r["event"] == "section" and r["outcome"] == "complete"}
+        ordered = sorted(t for t in spans if t in complete)
         for a, b in zip(ordered, ordered[1:]):
             assert spans[a][1] < spans[b][0], "sections %d and %d overlap in time" % (a, b)
         assert spans[vtoken][0] < spans[took_over[0]["token"]][0] and \
             spans[took_over[0]["token"]][1] < spans[vtoken][1]
 
         locked = [r for r in records if r["event"] == "locked"]
+        # Lock can answer for a key whose lease expires before its holder
+        # reads it (as etcd's can); the holder then sees no key and does not
+        # use it. Count those, and keep them rare.
+        gone = [r for r in locked if r["token"] == 0]
+        locked = [r for r in locked if r["token"] > 0]
+        say("locks answered for keys already gone: %d" % len(gone))
+        assert len(gone) <= 2, gone
         by_token = {}
         for r in locked:
-            assert r["token"] > 0, "a contender held a key that was already gone: %s" % r
             assert r["token"] not in by_token, "two holders with token %d" % r["token"]
             by_token[r["token"]] = r
             if r["id"] == "c3":
@@ -224,17 +263,20 @@ def main():
                 # Lock's header revision is the key's create revision.
                 assert r["lock_rev"] == r["token"], r
         assert set(tokens) <= set(by_token), "an accepted write with an unknown token"
-        assert {r["id"] for r in locked} == set(contenders), "not every contender held the lock"
-        sections = [r for r in records if r["event"] == "section"]
-        assert len(sections) == len(locked) == SECTIONS * len(contenders), \
-            "%d sections, %d locks, of %d" % (len(sections), len(locked),
-                                              SECTIONS * len(contenders))
-        assert [s["token"] for s in sections if not s["complete"]] == [vtoken]
+        sections = [r for r in records if r["event"] == "section" and r["token"] > 0]
+        assert len(sections) == len(locked)
+        for cid in contenders:
+            n = len([r for r in locked if r["id"] == cid])
+            assert SECTIONS - 2 <= n <= SECTIONS, \
+                "%s held the lock %d times of %d" % (cid, n, SECTIONS)
+        assert [s for s in sections if s["token"] == vtoken][0]["outcome"] == "lost"
+        after_kill = [s for s in sections if s["outcome"] == "complete" and s["token"] > kill_rev]
+        assert len(after_kill) >= 2, "too few sections after the leader's kill: %s" % after_kill
 
         conn.close()
         c.stop_all()
         ok = True
-        print("lock fence test: ok (%.1f s)" % (time.monotonic() - t0))
+        say("lock fence test: ok (%.1f s)" % (time.monotonic() - t0))
     finally:
         for p in contenders.values():
             if p.poll() is None:
@@ -247,9 +289,16 @@ def main():
         if not ok:
             for name in sorted(os.listdir(work)):
                 if name.endswith(".log") or name.endswith(".out"):
-                    print("---- %s (tail)" % name)
                     with open(os.path.join(work, name)) as f:
-                        print("".join(f.readlines()[-15:]))
+                        lines = f.readlines()
+                    odd = [ln for ln in lines if name.startswith("c") and
+                           ('"ok": true' not in ln and '"outcome": "complete"' not in ln and
+                            '"event": "locked"' not in ln)]
+                    if odd:
+                        print("---- %s (failures)" % name)
+                        print("".join(odd[-20:]))
+                    print("---- %s (tail)" % name)
+                    print("".join(lines[-15:]))
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 
