@@ -28,6 +28,8 @@
 # timeouts (heartbeat 50 ms, election 250 ms) runs the failover alone.
 # --quick runs one round with the fast timeouts only, smaller counts.
 #
+# The machine's 1-minute load average is recorded at the start and end of
+# each session (others' work on a shared machine skews the figures).
 # The servers' CPU time per operation comes from /proc/<pid>/stat (utime +
 # stime) over each measured phase (arbiter-bench --server-pids); RSS from
 # /proc/<pid>/status. Results: raw.jsonl (one JSON object per run),
@@ -245,6 +247,7 @@ session() {
   sp=$(IFS=,; echo "${pids[*]}")
   local c64=(--clients 64 --conns 8) c1=(--clients 1 --conns 1)
   local t=(--max-time "$duration" --total 100000000)
+  record "$sys" "$round" load "{\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg)}"
   record "$sys" "$round" rss-idle "{\"rss_kb\":$(rss_kb)}"
   run_bench "$sys" "$round" put-64 put --endpoints "$eps" "${c64[@]}" --sequential-keys \
     --total "$keys" --key-space "$keys" --val-size 256 --max-time 300 --server-pids "$sp"
@@ -268,6 +271,7 @@ session() {
   run_bench "$sys" "$round" lease-keepalive lease-keepalive --endpoints "${client_eps[$li]}" \
     --conns 8 --clients 64 --leases "$leases" --max-time "$duration" --server-pids "$sp"
   failover "$sys" "$round" "$fo"
+  record "$sys" "$round" load "{\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg)}"
   stop_cluster
 }
 

@@ -190,6 +190,14 @@ def main():
     for t, m, ok in targets:
         lines.append(f"| {t} | {m} | {verdict(ok)} |")
     lines.append("")
+    loads = {s: values(s, "load", "loadavg1", only_ok=False) for s in SYSTEMS}
+    if any(loads.values()):
+        lines.append(
+            "Machine load (1-minute average) at the sessions' starts and ends: "
+            + "; ".join(f"{s} {min(v):.1f} to {max(v):.1f}" for s, v in loads.items() if v)
+            + f" (on {os.cpu_count()} CPUs)."
+        )
+        lines.append("")
     watch_runs = [r for r in runs if r.get("case") == "watch"]
     if watch_runs:
         lines.append(
