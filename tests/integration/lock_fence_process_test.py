@@ -127,7 +127,10 @@ def main():
             if cid == "c0":
                 args.append("--pause-first")
             out = open(os.path.join(work, cid + ".out"), "w")
-            contenders[cid] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+            # Each in a process group of its own, so that etcdctl and the
+            # sections it runs are stopped with it.
+            contenders[cid] = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                               start_new_session=True)
         victim = contenders["c0"]
 
         # The victim stops itself inside its first section.
@@ -153,8 +156,10 @@ def main():
 
         def late_write():
             return [r for r in read_log(logs["c0"])
-                    if r["event"] == "write" and r["token"] == vtoken and not r["ok"]]
+                    if r["event"] == "write" and r["token"] == vtoken and r["phase"] != "enter"]
         rejected = poll("c0's late write to be answered", late_write)[0]
+        assert rejected["ok"] is False, "the paused holder's late write was not rejected: %s" % \
+            rejected
         say("c0's late %s write with token %d was rejected (revision %d)" %
               (rejected["phase"], vtoken, rejected["rev"]))
 
@@ -279,9 +284,9 @@ def main():
         say("lock fence test: ok (%.1f s)" % (time.monotonic() - t0))
     finally:
         for p in contenders.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
+            if p.poll() is None:  # not reaped yet, so its group ID is still its own
+                os.killpg(p.pid, signal.SIGCONT)
+                os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         for p in c.procs.values():
             p.kill()
