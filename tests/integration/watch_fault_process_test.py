@@ -89,11 +89,14 @@ class ResumingWatcher(threading.Thread):
             return self.events[-1][REV] if self.events else 0
 
     def break_stream(self, target):
+        """Ends the current stream; the next one opens on endpoints[target].
+        Between streams (one just failed), only the target changes."""
         with self.mu:
             self.target = target
-            self.planned = True
             call = self.call
-        call.cancel()
+            self.planned = call is not None
+        if call is not None:
+            call.cancel()
 
     def stop(self):
         self.stop_flag.set()
@@ -336,9 +339,18 @@ def main():
             before = [len(w.streams) for w in watchers]
             for w in watchers:
                 w.break_stream(index[n])
-            poll("watchers on %s" % n,
-                 lambda: all(w.connected_streams() > b and w.streams[-1][0] == c.endpoint(n)
-                             for w, b in zip(watchers, before)))
+
+            def moved():
+                done = True
+                for w, b in zip(watchers, before):
+                    count = w.connected_streams()
+                    if count > b and w.streams[-1][0] == c.endpoint(n):
+                        continue
+                    done = False
+                    if count and w.streams[-1][0] != c.endpoint(n):
+                        w.break_stream(index[n])  # it was reconnecting elsewhere
+                return done
+            poll("watchers on %s" % n, moved)
 
         for r in range(args.rounds):
             lead = poll("a leader", lambda: c.leader(c.names))
