@@ -1,0 +1,266 @@
+// The client library's watchers against a real cluster (a 3-member etcd
+// 3.4 cluster and a 3-member Arbiter cluster pass the same tests): events
+// in order with their filters and history, compacted and empty ranges,
+// cancel and progress. Resume is in watch_resume_test.cc.
+
+#include "client/watch.h"
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/client.h"
+#include "gtest/gtest.h"
+#include "tests/client/process.h"
+#include "tests/client/test_cluster.h"
+
+namespace arbiter::client {
+namespace {
+
+using ::arbiter::testing::ClusterKind;
+using ::arbiter::testing::TestCluster;
+using etcdserverpb::WatchResponse;
+
+std::vector<ClusterKind> Kinds() {
+  return {::arbiter::testing::EtcdClusterKind(), ::arbiter::testing::ArbiterClusterKind()};
+}
+
+TestCluster* SharedCluster(const ClusterKind& kind) {
+  static auto* clusters = new std::map<std::string, std::unique_ptr<TestCluster>>();
+  static const bool cleanup = [] {
+    std::atexit([] { clusters->clear(); });
+    return true;
+  }();
+  (void)cleanup;
+  auto it = clusters->find(kind.name);
+  if (it == clusters->end()) {
+    absl::StatusOr<std::unique_ptr<TestCluster>> started = kind.start(3);
+    if (!started.ok()) {
+      ADD_FAILURE() << started.status();
+      return nullptr;
+    }
+    it = clusters->emplace(kind.name, *std::move(started)).first;
+  }
+  return it->second.get();
+}
+
+TEST(WatchOptionsTest, PrefixRangeEnd) {
+  EXPECT_EQ(PrefixRangeEnd("abc"), "abd");
+  EXPECT_EQ(PrefixRangeEnd(std::string("a\xff", 2)), "b");
+  EXPECT_EQ(PrefixRangeEnd(std::string("\xff\xff", 2)), std::string(1, '\0'));
+  EXPECT_EQ(PrefixRangeEnd(""), std::string(1, '\0'));
+  EXPECT_FALSE(WatchStream::Create(ClientOptions{}).ok());
+}
+
+class WatchTest : public ::testing::TestWithParam<ClusterKind> {
+ protected:
+  void SetUp() override {
+    if (!GetParam().unavailable_reason.empty()) GTEST_SKIP() << GetParam().unavailable_reason;
+    cluster_ = SharedCluster(GetParam());
+    ASSERT_NE(cluster_, nullptr);
+    ClientOptions options;
+    options.endpoints = cluster_->ClientEndpoints();
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+    absl::StatusOr<std::unique_ptr<WatchStream>> stream = WatchStream::Create(options);
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    stream_ = *std::move(stream);
+    prefix_ = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
+  }
+
+  int64_t Put(const std::string& key, const std::string& value) {
+    etcdserverpb::PutRequest put;
+    put.set_key(prefix_ + key);
+    put.set_value(value);
+    absl::StatusOr<etcdserverpb::PutResponse> response = client_->Put(put);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? response->header().revision() : 0;
+  }
+
+  int64_t Delete(const std::string& key) {
+    etcdserverpb::DeleteRangeRequest del;
+    del.set_key(prefix_ + key);
+    absl::StatusOr<etcdserverpb::DeleteRangeResponse> response = client_->DeleteRange(del);
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? response->header().revision() : 0;
+  }
+
+  std::unique_ptr<Watcher> MustWatch(WatchOptions options) {
+    absl::StatusOr<std::unique_ptr<Watcher>> watcher = stream_->Watch(options);
+    EXPECT_TRUE(watcher.ok()) << watcher.status();
+    return watcher.ok() ? *std::move(watcher) : nullptr;
+  }
+
+  // Events until `count` have come, within 10 s.
+  std::vector<mvccpb::Event> Events(Watcher& watcher, size_t count) {
+    std::vector<mvccpb::Event> events;
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (events.size() < count) {
+      absl::StatusOr<WatchResponse> r = watcher.Next(deadline);
+      if (!r.ok()) {
+        ADD_FAILURE() << "after " << events.size() << " events: " << r.status();
+        break;
+      }
+      EXPECT_EQ(r->watch_id(), watcher.id());
+      EXPECT_FALSE(r->canceled()) << r->ShortDebugString();
+      for (const mvccpb::Event& e : r->events()) events.push_back(e);
+    }
+    return events;
+  }
+
+  // A watcher created now: its creation is seen before anything is
+  // written.
+  std::unique_ptr<Watcher> WatchCreated(WatchOptions options) {
+    options.created_notify = true;
+    std::unique_ptr<Watcher> watcher = MustWatch(options);
+    if (watcher == nullptr) return nullptr;
+    absl::StatusOr<WatchResponse> created = watcher->Next(absl::Now() + absl::Seconds(10));
+    EXPECT_TRUE(created.ok() && created->created()) << created.status();
+    return watcher;
+  }
+
+  TestCluster* cluster_ = nullptr;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<WatchStream> stream_;
+  std::string prefix_;
+};
+
+TEST_P(WatchTest, KeyEventsArriveInOrderWithTheirRevisions) {
+  std::unique_ptr<Watcher> watcher = WatchCreated({.key = prefix_ + "k"});
+  ASSERT_NE(watcher, nullptr);
+  const int64_t r1 = Put("k", "v1");
+  Put("other", "x");
+  const int64_t r2 = Put("k", "v2");
+  const int64_t r3 = Delete("k");
+  const std::vector<mvccpb::Event> events = Events(*watcher, 3);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type(), mvccpb::Event::PUT);
+  EXPECT_EQ(events[0].kv().value(), "v1");
+  EXPECT_EQ(events[0].kv().mod_revision(), r1);
+  EXPECT_EQ(events[0].kv().create_revision(), r1);
+  EXPECT_EQ(events[1].kv().value(), "v2");
+  EXPECT_EQ(events[1].kv().mod_revision(), r2);
+  EXPECT_EQ(events[1].kv().version(), 2);
+  EXPECT_EQ(events[2].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(events[2].kv().key(), prefix_ + "k");
+  EXPECT_EQ(events[2].kv().mod_revision(), r3);
+  EXPECT_FALSE(events[0].has_prev_kv());
+}
+
+TEST_P(WatchTest, PrefixPrevKvAndFilters) {
+  const std::string end = PrefixRangeEnd(prefix_ + "p/");
+  std::unique_ptr<Watcher> all =
+      WatchCreated({.key = prefix_ + "p/", .range_end = end, .prev_kv = true});
+  std::unique_ptr<Watcher> deletes =
+      WatchCreated({.key = prefix_ + "p/", .range_end = end, .no_put = true});
+  std::unique_ptr<Watcher> puts =
+      WatchCreated({.key = prefix_ + "p/", .range_end = end, .no_delete = true});
+  ASSERT_TRUE(all && deletes && puts);
+  Put("p/a", "1");
+  Put("p0", "outside");
+  Put("p/b", "2");
+  Put("p/a", "3");
+  const int64_t deleted = Delete("p/a");
+
+  const std::vector<mvccpb::Event> events = Events(*all, 4);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[1].kv().key(), prefix_ + "p/b");
+  EXPECT_EQ(events[2].prev_kv().value(), "1");
+  EXPECT_EQ(events[3].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(events[3].prev_kv().value(), "3");
+  const std::vector<mvccpb::Event> only_deletes = Events(*deletes, 1);
+  ASSERT_EQ(only_deletes.size(), 1u);
+  EXPECT_EQ(only_deletes[0].kv().mod_revision(), deleted);
+  const std::vector<mvccpb::Event> only_puts = Events(*puts, 3);
+  ASSERT_EQ(only_puts.size(), 3u);
+  for (const mvccpb::Event& e : only_puts) EXPECT_EQ(e.type(), mvccpb::Event::PUT);
+  // The delete was not delivered to the put-only watcher: the next thing
+  // it hears is the put after it.
+  const int64_t after = Put("p/c", "4");
+  const std::vector<mvccpb::Event> next = Events(*puts, 1);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].kv().mod_revision(), after);
+}
+
+TEST_P(WatchTest, HistoryReplaysFromTheStartRevision) {
+  const int64_t first = Put("h", "1");
+  Put("h", "2");
+  Delete("h");
+  const int64_t last = Put("h", "3");
+  std::unique_ptr<Watcher> watcher = MustWatch({.key = prefix_ + "h", .start_revision = first});
+  ASSERT_NE(watcher, nullptr);
+  const std::vector<mvccpb::Event> events = Events(*watcher, 4);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].kv().mod_revision(), first);
+  EXPECT_EQ(events[2].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(events[3].kv().mod_revision(), last);
+}
+
+TEST_P(WatchTest, CompactedStartRevisionCancelsWithTheCompactRevision) {
+  const int64_t first = Put("c", "1");
+  const int64_t second = Put("c", "2");
+  etcdserverpb::CompactionRequest compact;
+  compact.set_revision(second);
+  compact.set_physical(true);
+  ASSERT_TRUE(client_->Compact(compact).ok());
+  // Every member has applied the compaction (the stream may be on any).
+  for (const std::string& endpoint : cluster_->ClientEndpoints()) {
+    absl::StatusOr<std::unique_ptr<Client>> member = Client::Create({.endpoints = {endpoint}});
+    ASSERT_TRUE(member.ok());
+    etcdserverpb::RangeRequest old;
+    old.set_key(prefix_ + "c");
+    old.set_revision(first);
+    old.set_serializable(true);
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while ((*member)->Range(old).ok()) ASSERT_LT(absl::Now(), deadline) << endpoint;
+  }
+  std::unique_ptr<Watcher> watcher = MustWatch({.key = prefix_ + "c", .start_revision = first});
+  ASSERT_NE(watcher, nullptr);
+  absl::StatusOr<WatchResponse> r = watcher->Next(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->canceled());
+  EXPECT_EQ(r->compact_revision(), second);
+  EXPECT_EQ(r->events_size(), 0);
+  EXPECT_EQ(watcher->Next(absl::Now() + absl::Seconds(1)).status().code(),
+            absl::StatusCode::kCancelled);
+}
+
+TEST_P(WatchTest, AnEmptyRangeIsRefusedWithEtcdsReason) {
+  std::unique_ptr<Watcher> watcher = MustWatch({.key = prefix_ + "b", .range_end = prefix_ + "a"});
+  ASSERT_NE(watcher, nullptr);
+  absl::StatusOr<WatchResponse> r = watcher->Next(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->created());
+  EXPECT_TRUE(r->canceled());
+  EXPECT_EQ(r->cancel_reason(), "mvcc: watcher range is empty");
+}
+
+TEST_P(WatchTest, CancelStopsEventsAndProgressReportsTheRevision) {
+  std::unique_ptr<Watcher> gone = WatchCreated({.key = prefix_ + "x"});
+  std::unique_ptr<Watcher> kept = WatchCreated({.key = prefix_ + "y"});
+  ASSERT_TRUE(gone && kept);
+  gone->Cancel();
+  Put("x", "1");
+  const int64_t revision = Put("y", "1");
+  EXPECT_EQ(gone->Next(absl::Now() + absl::Seconds(1)).status().code(),
+            absl::StatusCode::kCancelled);
+  ASSERT_EQ(Events(*kept, 1).size(), 1u);
+  ASSERT_TRUE(stream_->RequestProgress().ok());
+  absl::StatusOr<WatchResponse> progress = kept->Next(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(progress.ok()) << progress.status();
+  EXPECT_EQ(progress->events_size(), 0);
+  EXPECT_FALSE(progress->canceled());
+  EXPECT_GE(progress->header().revision(), revision);
+  EXPECT_EQ(progress->watch_id(), kept->id());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cluster, WatchTest, ::testing::ValuesIn(Kinds()),
+                         [](const ::testing::TestParamInfo<ClusterKind>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace arbiter::client
