@@ -125,6 +125,24 @@ void WatchStream::Create(const etcdserverpb::WatchCreateRequest& req) {
   // start_revision 0: from the next revision. A past one replays history;
   // a future one waits for it (synced: the hub hands it over when applied).
   w.next_rev = req.start_revision() > 0 ? req.start_revision() : rev + 1;
+  if (req.start_revision() < 0) {
+    // As etcd (the compacted revision is -1 until the first compaction): a
+    // start below the compacted revision is canceled, -1 itself replays all
+    // history.
+    const int64_t compacted = hub_->kv_->CompactRevision();
+    if (req.start_revision() < compacted) {
+      etcdserverpb::WatchResponse created = Response(id, rev);
+      created.set_created(true);
+      queue_.push_back(std::move(created));
+      etcdserverpb::WatchResponse r = Response(id, 0);
+      r.set_canceled(true);
+      r.set_compact_revision(compacted);
+      queue_.push_back(std::move(r));
+      cv_.Signal();
+      return;
+    }
+    w.next_rev = 1;
+  }
   w.synced = w.next_rev > rev;
   if (w.prev_kv) ++hub_->prev_kv_watchers_;
   // The created response is queued before anything can be routed to the
@@ -246,15 +264,12 @@ bool WatchStream::CatchUpOne() {
     if (e.type() == mvccpb::Event::DELETE && cur.no_delete) continue;
     events.push_back(std::move(e));
   }
-  // Events of one revision travel together, like live ones.
-  size_t i = 0;
-  while (i < events.size()) {
-    const int64_t rev = events[i].kv().mod_revision();
-    std::vector<mvccpb::Event> same;
-    while (i < events.size() && events[i].kv().mod_revision() == rev) {
-      same.push_back(std::move(events[i++]));
-    }
-    PushLocked(cur, rev, std::move(same));
+  // As etcd's syncWatchers: the batch travels in one response whose
+  // header carries the store's revision (clients see it, e.g. etcdctl's
+  // -w json and ETCD_WATCH_REVISION).
+  if (!events.empty()) {
+    const int64_t rev = std::max(hub_->revision_, events.back().kv().mod_revision());
+    PushLocked(cur, rev, std::move(events));
   }
   cur.next_rev = std::max(cur.next_rev, batch->next_revision);
   // Revisions up to the hub's have all been routed; once the watcher has

@@ -1,7 +1,8 @@
 // Tests of the watch hub over a real KvStateMachine: created before events,
 // order with no gap and no duplicate (live, from history, and across the
 // switch between them), slow streams falling back to history without
-// blocking apply, filters, prev_kv, cancel, compaction and progress.
+// blocking apply, filters, prev_kv, cancel, compaction (negative start
+// revisions included) and progress.
 #include "kvstore/watch_hub.h"
 
 #include <map>
@@ -172,6 +173,45 @@ TEST_F(WatchHubTest, CompactedStartIsCanceledWithTheCompactRevision) {
   auto ev = Events(Drain(s2.get()), 0);
   ASSERT_EQ(ev.size(), 3u);
   EXPECT_EQ(ev[0].first, 4);
+}
+
+// As etcd's syncWatchers: history read in one go is one response, whose
+// header carries the store's revision (etcdctl -w json shows it).
+TEST_F(WatchHubTest, HistoryComesInOneResponseAtTheStoresRevision) {
+  h_.Apply(PutReq("a", "1"));  // rev 2
+  h_.Apply(PutReq("b", "1"));  // rev 3
+  h_.Apply(DelReq("a"));       // rev 4
+  h_.Apply(PutReq("z", "1"));  // rev 5, outside the range
+  auto s = hub_.NewStream();
+  s->Create(CreateReq("a", "c", 2));
+  auto rs = Drain(s.get());
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_TRUE(rs[0].created());
+  EXPECT_EQ(rs[1].events_size(), 3);
+  EXPECT_EQ(rs[1].header().revision(), 5);
+}
+
+// As etcd, whose compacted revision is -1 before any compaction: a start
+// below it is compacted, -1 replays everything.
+TEST_F(WatchHubTest, NegativeStartRevisionsAsEtcd) {
+  h_.Apply(PutReq("a", "1"));  // rev 2
+  auto s = hub_.NewStream();
+  s->Create(CreateReq("a", "", -5));
+  auto rs = Drain(s.get());
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_TRUE(rs[0].created());
+  EXPECT_TRUE(rs[1].canceled());
+  EXPECT_EQ(rs[1].compact_revision(), -1);
+  auto all = hub_.NewStream();
+  all->Create(CreateReq("a", "", -1));
+  EXPECT_EQ(Events(Drain(all.get()), 0).size(), 1u);
+  h_.Apply(PutReq("a", "2"));  // rev 3
+  h_.Apply(CompactReq(3));
+  auto late = hub_.NewStream();
+  late->Create(CreateReq("a", "", -1));
+  rs = Drain(late.get());
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[1].compact_revision(), 3);
 }
 
 TEST_F(WatchHubTest, BadCreatesAreRefusedInOrder) {
