@@ -25,7 +25,8 @@ sockaddr_in Loopback(int port) {
 
 bool WriteAll(int fd, const char* data, ssize_t size) {
   while (size > 0) {
-    const ssize_t n = write(fd, data, static_cast<size_t>(size));
+    // No SIGPIPE when the other side is gone: the connection just ends.
+    const ssize_t n = send(fd, data, static_cast<size_t>(size), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data += n;
