@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/go_format.h"
 #include "cli/kv_ops.h"
+#include "cli/watch_command.h"
 
 namespace arbiter::cli {
 namespace {
@@ -133,6 +134,9 @@ struct Options {
   std::vector<std::string> compaction_args;
   std::string cluster = "false";
   std::vector<std::string> extra_args;
+  WatchFlags watch;
+  // The command line as typed, program name first.
+  std::vector<std::string> os_args;
 };
 
 void AddGlobalFlags(CLI::App& app, Options& o) {
@@ -174,7 +178,8 @@ CLI::App* Command(CLI::App& parent, const std::string& name, const std::string& 
 }
 
 struct Commands {
-  CLI::App *get, *put, *del, *txn, *compaction, *member, *member_list, *endpoint, *status, *health;
+  CLI::App *get, *put, *del, *txn, *compaction, *member, *member_list, *endpoint, *status, *health,
+      *watch;
 };
 
 Commands AddCommands(CLI::App& app, Options& o) {
@@ -205,6 +210,8 @@ Commands AddCommands(CLI::App& app, Options& o) {
   c.status->add_option("args", o.extra_args);
   c.health->add_option("args", o.extra_args);
   c.endpoint->add_option("args", o.extra_args);
+  c.watch = Command(app, "watch", "Watches events stream on keys or prefixes");
+  AddWatchFlags(c.watch, &o.watch);
   return c;
 }
 
@@ -249,6 +256,7 @@ std::optional<std::string> CheckFlags(const Options& o, const Commands& c) {
   if (c.get->parsed()) return CheckGetFlags(o.get);
   if (c.put->parsed()) return CheckPutFlags(o.put);
   if (c.del->parsed()) return CheckDelFlags(o.del);
+  if (c.watch->parsed()) return CheckWatchFlags(o.watch);
   for (const auto& [value, name] : {std::pair{&o.txn_interactive, "-i, --interactive"},
                                     {&o.physical, "--physical"},
                                     {&o.cluster, "--cluster"}}) {
@@ -268,6 +276,7 @@ std::vector<std::string>* Positional(Options& o, const Commands& c) {
   if (c.del->parsed()) return &o.del.args;
   if (c.txn->parsed()) return &o.txn_args;
   if (c.compaction->parsed()) return &o.compaction_args;
+  if (c.watch->parsed()) return &o.watch.args;
   return &o.extra_args;
 }
 
@@ -286,6 +295,7 @@ int Dispatch(Options& o, const Commands& c, const CLI::App& app) {
   if (c.compaction->parsed()) {
     return RunCompaction(o.global, FlagBool(o.physical), o.compaction_args, io);
   }
+  if (c.watch->parsed()) return RunWatch(o.global, o.watch, o.os_args, io);
   if (c.member_list->parsed()) return RunMemberList(o.global, io);
   if (c.status->parsed()) return RunEndpointStatus(o.global, FlagBool(o.cluster), io);
   if (c.health->parsed()) return RunEndpointHealth(o.global, FlagBool(o.cluster), io);
@@ -307,6 +317,7 @@ int Main(int argc, char** argv) {
   CLI::App app("A command line client for Arbiter and etcd (the etcd v3 API).", "arbiterctl");
   app.allow_extras();
   Options o;
+  o.os_args.assign(argv, argv + argc);
   AddGlobalFlags(app, o);
   const Commands c = AddCommands(app, o);
   std::vector<std::string> reversed(args.rbegin(), args.rend());

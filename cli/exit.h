@@ -16,6 +16,7 @@ inline constexpr int kExitError = 1;
 inline constexpr int kExitBadConnection = 2;
 inline constexpr int kExitInvalidInput = 3;  // txn input
 inline constexpr int kExitBadFeature = 4;    // a valid flag with an unsupported value
+inline constexpr int kExitInterrupted = 5;   // a watch the server canceled
 inline constexpr int kExitBadArgs = 128;
 
 struct Exit {

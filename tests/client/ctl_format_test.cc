@@ -1,6 +1,7 @@
 // arbiterctl's formatting and parsing pieces without a server: Go's number,
 // duration and string formats, Go's JSON of etcd's structs, tablewriter's
-// tables, and the txn input syntax. The expected strings are etcdctl 3.4's
+// tables, the txn input syntax, and the watch command's arguments and
+// output. The expected strings are etcdctl 3.4's
 // output for the same values (tables and JSON as captured from etcdctl).
 
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "cli/go_json.h"
 #include "cli/table.h"
 #include "cli/txn_input.h"
+#include "cli/watch_args.h"
 #include "gtest/gtest.h"
 
 namespace arbiter::cli {
@@ -200,6 +202,100 @@ TEST(TxnInputTest, ReadsTheThreeBlocksWithPrompts) {
   std::optional<Exit> eof = ReadTxn(cut, false, out, &txn);
   ASSERT_TRUE(eof.has_value());
   EXPECT_EQ(eof->message, "EOF");
+}
+
+// The watch command line as etcdctl splits it (watch_command.go).
+TEST(WatchArgsTest, CommandLineSplitsKeyRangeAndExecCommand) {
+  const auto parse = [](std::vector<std::string> os_args, std::vector<std::string> args,
+                        const std::string& env_key = "") {
+    WatchFlags flags;
+    flags.args = std::move(args);
+    return ParseWatchCommandLine(os_args, flags, env_key, "");
+  };
+  absl::StatusOr<WatchSpec> plain = parse({"etcdctl", "watch", "a", "b"}, {"a", "b"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->args, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(plain->exec.empty());
+  absl::StatusOr<WatchSpec> exec =
+      parse({"etcdctl", "watch", "a", "--rev", "1", "--", "echo", "a"}, {"a", "echo", "a"});
+  ASSERT_TRUE(exec.ok());
+  EXPECT_EQ(exec->args, std::vector<std::string>{"a"});
+  EXPECT_EQ(exec->exec, (std::vector<std::string>{"echo", "a"}));
+  EXPECT_EQ(parse({"etcdctl", "watch"}, {}).status().message(), kBadArgsNum);
+  EXPECT_EQ(parse({"etcdctl", "watch", "a", "--"}, {"a"}).status().message(), kBadArgsSeparator);
+  EXPECT_EQ(parse({"etcdctl", "watch", "a"}, {"a"}, "k").status().message(), kBadArgsConflictEnv);
+  EXPECT_EQ(parse({"etcdctl", "watch", "a", "--", "echo"}, {"a", "echo"}, "k").status().message(),
+            kBadArgsConflictEnv);
+  absl::StatusOr<WatchSpec> env = parse({"etcdctl", "watch", "--", "echo"}, {"echo"}, "k");
+  ASSERT_TRUE(env.ok());
+  EXPECT_EQ(env->args, std::vector<std::string>{"k"});
+}
+
+TEST(WatchArgsTest, InteractiveLinesHaveTheirOwnFlags) {
+  absl::StatusOr<WatchSpec> line =
+      ParseWatchLine({"a", "--rev=3", "--prefix", "--prev-kv=false", "--", "echo", "x"}, "", "");
+  ASSERT_TRUE(line.ok());
+  EXPECT_EQ(line->args, std::vector<std::string>{"a"});
+  EXPECT_EQ(line->rev, 3);
+  EXPECT_TRUE(line->prefix);
+  EXPECT_FALSE(line->prev_kv);
+  EXPECT_EQ(line->exec, (std::vector<std::string>{"echo", "x"}));
+  EXPECT_EQ(ParseWatchLine({"--foo", "a"}, "", "").status().message(), "unknown flag: --foo");
+  EXPECT_EQ(ParseWatchLine({"-x"}, "", "").status().message(), "unknown shorthand flag: 'x' in -x");
+  EXPECT_EQ(ParseWatchLine({"a", "--rev"}, "", "").status().message(),
+            "flag needs an argument: --rev");
+  EXPECT_EQ(ParseWatchLine({"--rev", "x", "a"}, "", "").status().message(),
+            "invalid argument \"x\" for \"--rev\" flag: strconv.ParseInt: parsing \"x\": "
+            "invalid syntax");
+  EXPECT_EQ(ParseWatchLine({"--prefix"}, "", "").status().message(), kBadArgsNum);
+}
+
+TEST(WatchArgsTest, OptionsFollowGetWatchChan) {
+  WatchSpec spec;
+  EXPECT_EQ(WatchOptionsFor(spec).status().message(), kBadArgsNum);
+  spec.args = {"a", "b"};
+  spec.prefix = true;
+  EXPECT_EQ(WatchOptionsFor(spec).status().message(),
+            "`range_end` and `--prefix` are mutually exclusive");
+  spec.args = {"ab"};
+  EXPECT_EQ(WatchOptionsFor(spec)->range_end, "ac");
+  spec.args = {""};
+  EXPECT_EQ(WatchOptionsFor(spec)->key, std::string(1, '\0'));
+  spec.args = {"a", "b", "c"};  // A third argument drops the range.
+  spec.prefix = false;
+  EXPECT_EQ(WatchOptionsFor(spec)->range_end, "");
+}
+
+TEST(WatchArgsTest, ResponsesPrintAsEtcdctlPrintsThem) {
+  etcdserverpb::WatchResponse r;
+  r.mutable_header()->set_revision(4);
+  mvccpb::Event* e = r.add_events();
+  e->set_type(mvccpb::Event::DELETE);
+  e->mutable_kv()->set_key("a");
+  e->mutable_kv()->set_mod_revision(4);
+  e->mutable_prev_kv()->set_key("a");
+  e->mutable_prev_kv()->set_value("1");
+  EXPECT_EQ(FormatWatchResponse(r, false, false).out, "DELETE\na\n1\na\n\n");
+  EXPECT_EQ(FormatWatchResponse(r, true, false).out,
+            "{\"Header\":{\"revision\":4},\"Events\":[{\"type\":1,\"kv\":{\"key\":\"YQ==\","
+            "\"mod_revision\":4},\"prev_kv\":{\"key\":\"YQ==\",\"value\":\"MQ==\"}}],"
+            "\"CompactRevision\":0,\"Canceled\":false,\"Created\":false}\n");
+  etcdserverpb::WatchResponse progress;
+  progress.mutable_header()->set_revision(9);
+  EXPECT_EQ(FormatWatchResponse(progress, false, false).out, "progress notify: 9\n");
+  etcdserverpb::WatchResponse compacted;
+  compacted.set_canceled(true);
+  compacted.set_compact_revision(3);
+  const WatchOutput c = FormatWatchResponse(compacted, false, false);
+  EXPECT_TRUE(c.ended);
+  EXPECT_EQ(c.err, "watch was canceled (etcdserver: mvcc: required revision has been compacted)\n");
+  etcdserverpb::WatchResponse refused;
+  refused.set_created(true);
+  refused.set_canceled(true);
+  refused.set_cancel_reason("mvcc: watcher range is empty");
+  EXPECT_EQ(FormatWatchResponse(refused, true, false).out,
+            "{\"Header\":{},\"Events\":null,\"CompactRevision\":0,\"Canceled\":true,"
+            "\"Created\":false}\n");
 }
 
 }  // namespace
