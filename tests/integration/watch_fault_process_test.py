@@ -9,8 +9,9 @@ revision they saw + 1. Meanwhile:
   1. the watchers' streams are broken on purpose and reopened on the leader;
   2. the leader is killed with SIGKILL, which breaks them again (they move
      to a survivor) and leaves some writes with unknown outcomes;
-  3. the killed member restarts, catches up, and the watchers are moved to
-     it, resuming from the history it got from its peers.
+  3. the killed member restarts, and the watchers are moved to it as soon
+     as it serves, often while it is still catching up (by snapshot):
+     they resume from a revision it may not have yet.
 
 The checks:
   - every member's replay of the prefix from the first revision is the same
@@ -369,17 +370,25 @@ def main():
             # snapshot and must still serve the history from before.
             after_acks(writer.acked_count() + 250)
             assert c.status(new_lead)["raftAppliedIndex"] > killed_index + 200
-            # 3. Restart it; once it has caught up, move the watchers onto it.
+            # 3. Restart it and move the watchers onto it as soon as it
+            # serves, often before it has caught up: they resume from a
+            # revision it may not have yet, and must get every event across
+            # its catch-up.
             c.start(lead)
-            survivor = Conn(c.endpoint(new_lead))
-            target = poll("a revision", lambda: survivor.revision())
-            survivor.close()
             back = Conn(c.endpoint(lead))
+            serving = poll("the restarted member to serve",
+                           lambda: back.get(PREFIX, serializable=True,
+                                            timeout=0.5).header.revision)
+            survivor = Conn(c.endpoint(new_lead))
+            target = survivor.revision()
+            survivor.close()
+            move_watchers(lead)
+            print("round %d: watchers moved to %s at its revision %d (the cluster's: %d)" %
+                  (r + 1, lead, serving, target))
             poll("the restarted member to catch up",
                  lambda: back.get(PREFIX, serializable=True,
                                   timeout=0.5).header.revision >= target)
             back.close()
-            move_watchers(lead)
         after_acks(writer.acked_count() + 60)
         writer.stop()
         writer.join(timeout=10)
