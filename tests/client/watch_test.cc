@@ -1,18 +1,27 @@
 // The client library's watchers against a real cluster (a 3-member etcd
 // 3.4 cluster and a 3-member Arbiter cluster pass the same tests): events
 // in order with their filters and history, compacted and empty ranges,
-// cancel and progress. Resume is in watch_resume_test.cc.
+// cancel and progress; and against a scripted fake server: fragments
+// joined, events sent twice dropped, the exact revision a resume asks for,
+// and errors that end every watcher. Resume against real clusters is in
+// watch_resume_test.cc.
 
 #include "client/watch.h"
 
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
 #include "gtest/gtest.h"
+#include "proto/rpc.grpc.pb.h"
 #include "tests/client/process.h"
 #include "tests/client/test_cluster.h"
 
@@ -52,6 +61,168 @@ TEST(WatchOptionsTest, PrefixRangeEnd) {
   EXPECT_EQ(PrefixRangeEnd(std::string("\xff\xff", 2)), std::string(1, '\0'));
   EXPECT_EQ(PrefixRangeEnd(""), std::string(1, '\0'));
   EXPECT_FALSE(WatchStream::Create(ClientOptions{}).ok());
+}
+
+// A Watch server that plays a script per stream: stream n (from 0) is
+// served by scripts[n], which reads and writes as it likes and returns the
+// stream's status. The create requests it received are kept.
+class FakeWatch final : public etcdserverpb::Watch::Service {
+ public:
+  using Stream = grpc::ServerReaderWriter<WatchResponse, etcdserverpb::WatchRequest>;
+  using Script = std::function<grpc::Status(Stream*, FakeWatch*)>;
+
+  explicit FakeWatch(std::vector<Script> scripts) : scripts_(std::move(scripts)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeWatch() override { server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1))); }
+
+  grpc::Status Watch(grpc::ServerContext*, Stream* stream) override {
+    const size_t n = streams_++;
+    if (n >= scripts_.size()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no more");
+    return scripts_[n](stream, this);
+  }
+
+  // Reads the next create request and answers it as created.
+  bool ExpectCreate(Stream* stream, int64_t watch_id) {
+    etcdserverpb::WatchRequest request;
+    if (!stream->Read(&request) || !request.has_create_request()) return false;
+    {
+      absl::MutexLock lock(&mu_);
+      creates_.push_back(request.create_request());
+    }
+    WatchResponse created;
+    created.set_watch_id(watch_id);
+    created.set_created(true);
+    created.mutable_header()->set_revision(1);
+    return stream->Write(created);
+  }
+  std::vector<etcdserverpb::WatchCreateRequest> creates() {
+    absl::MutexLock lock(&mu_);
+    return creates_;
+  }
+  std::string endpoint() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  const std::vector<Script> scripts_;
+  std::atomic<size_t> streams_{0};
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Mutex mu_;
+  std::vector<etcdserverpb::WatchCreateRequest> creates_ ABSL_GUARDED_BY(mu_);
+};
+
+WatchResponse EventsAt(int64_t watch_id, std::vector<int64_t> revisions, bool fragment = false) {
+  WatchResponse r;
+  r.set_watch_id(watch_id);
+  r.set_fragment(fragment);
+  r.mutable_header()->set_revision(revisions.back());
+  for (int64_t rev : revisions) {
+    mvccpb::Event* e = r.add_events();
+    e->mutable_kv()->set_key("k");
+    e->mutable_kv()->set_mod_revision(rev);
+  }
+  return r;
+}
+
+std::vector<int64_t> Revisions(const WatchResponse& r) {
+  std::vector<int64_t> out;
+  for (const mvccpb::Event& e : r.events()) out.push_back(e.kv().mod_revision());
+  return out;
+}
+
+// Blocks the script until the client closes the stream.
+grpc::Status HoldOpen(FakeWatch::Stream* stream) {
+  etcdserverpb::WatchRequest ignored;
+  while (stream->Read(&ignored)) {
+  }
+  return grpc::Status::OK;
+}
+
+std::unique_ptr<WatchStream> StreamTo(const FakeWatch& fake) {
+  ClientOptions options;
+  options.endpoints = {fake.endpoint()};
+  options.initial_backoff = absl::Milliseconds(1);
+  absl::StatusOr<std::unique_ptr<WatchStream>> stream = WatchStream::Create(options);
+  EXPECT_TRUE(stream.ok());
+  return stream.ok() ? *std::move(stream) : nullptr;
+}
+
+TEST(WatchFakeServerTest, FragmentsAreJoinedAndResumeAsksForTheNextRevision) {
+  FakeWatch fake({
+      [](FakeWatch::Stream* s, FakeWatch* f) {
+        if (!f->ExpectCreate(s, 7)) return grpc::Status::CANCELLED;
+        s->Write(EventsAt(7, {5}, /*fragment=*/true));
+        s->Write(EventsAt(7, {6}, /*fragment=*/false));
+        // The member fails after revision 6.
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "member gone");
+      },
+      [](FakeWatch::Stream* s, FakeWatch* f) {
+        if (!f->ExpectCreate(s, 3)) return grpc::Status::CANCELLED;
+        // A member that sends revision 6 again, then 7.
+        s->Write(EventsAt(3, {6, 7}));
+        return HoldOpen(s);
+      },
+  });
+  std::unique_ptr<WatchStream> stream = StreamTo(fake);
+  ASSERT_NE(stream, nullptr);
+  absl::StatusOr<std::unique_ptr<Watcher>> watcher =
+      stream->Watch({.key = "k", .start_revision = 5, .fragment = true});
+  ASSERT_TRUE(watcher.ok());
+  absl::StatusOr<WatchResponse> joined = (*watcher)->Next(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(Revisions(*joined), (std::vector<int64_t>{5, 6}));
+  EXPECT_FALSE(joined->fragment());
+  EXPECT_EQ(joined->watch_id(), (*watcher)->id());
+  absl::StatusOr<WatchResponse> resumed = (*watcher)->Next(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(Revisions(*resumed), std::vector<int64_t>{7});
+  const std::vector<etcdserverpb::WatchCreateRequest> creates = fake.creates();
+  ASSERT_EQ(creates.size(), 2u);
+  EXPECT_EQ(creates[0].start_revision(), 5);
+  EXPECT_TRUE(creates[0].fragment());
+  EXPECT_EQ(creates[1].start_revision(), 7);
+  EXPECT_EQ(stream->streams_opened(), 2);
+}
+
+TEST(WatchFakeServerTest, ACurrentRevisionWatchResumesAfterItsCreation) {
+  FakeWatch fake({
+      [](FakeWatch::Stream* s, FakeWatch* f) {
+        if (!f->ExpectCreate(s, 0)) return grpc::Status::CANCELLED;
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "member gone");
+      },
+      [](FakeWatch::Stream* s, FakeWatch* f) {
+        if (!f->ExpectCreate(s, 0)) return grpc::Status::CANCELLED;
+        s->Write(EventsAt(0, {2}));
+        return HoldOpen(s);
+      },
+  });
+  std::unique_ptr<WatchStream> stream = StreamTo(fake);
+  ASSERT_NE(stream, nullptr);
+  absl::StatusOr<std::unique_ptr<Watcher>> watcher = stream->Watch({.key = "k"});
+  ASSERT_TRUE(watcher.ok());
+  ASSERT_TRUE((*watcher)->Next(absl::Now() + absl::Seconds(10)).ok());
+  const std::vector<etcdserverpb::WatchCreateRequest> creates = fake.creates();
+  ASSERT_EQ(creates.size(), 2u);
+  EXPECT_EQ(creates[0].start_revision(), 0);
+  // Created at revision 1: nothing after it may be missed.
+  EXPECT_EQ(creates[1].start_revision(), 2);
+}
+
+TEST(WatchFakeServerTest, AnErrorARetryCannotFixEndsEveryWatcher) {
+  FakeWatch fake({[](FakeWatch::Stream*, FakeWatch*) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "etcdserver: permission denied");
+  }});
+  std::unique_ptr<WatchStream> stream = StreamTo(fake);
+  ASSERT_NE(stream, nullptr);
+  absl::StatusOr<std::unique_ptr<Watcher>> watcher = stream->Watch({.key = "k"});
+  ASSERT_TRUE(watcher.ok());
+  absl::StatusOr<WatchResponse> r = (*watcher)->Next(absl::Now() + absl::Seconds(10));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(r.status().message(), "etcdserver: permission denied");
+  EXPECT_FALSE(stream->Watch({.key = "k"}).ok());
 }
 
 class WatchTest : public ::testing::TestWithParam<ClusterKind> {
