@@ -59,6 +59,10 @@ struct StreamState {
   std::atomic<int> created{0};
   std::atomic<int64_t> events{0};
   std::atomic<int64_t> last_event_ns{0};
+  // Set by the reader when the stream ends; `stopping` is set before the
+  // run cancels the streams itself, so an earlier end is an error.
+  std::atomic<bool> ended{false};
+  std::atomic<bool>* stopping = nullptr;
   std::thread reader;
 };
 
@@ -107,6 +111,8 @@ void ReadWatchStream(const std::string& prefix, StreamState* st) {
     st->events.fetch_add(resp.events_size());
     st->last_event_ns.store(now);
   }
+  if (!st->stopping->load()) ++st->errors["watch stream ended early"];
+  st->ended.store(true);
 }
 
 // Polls done() every 5 ms until it holds or the deadline passes.
@@ -135,10 +141,12 @@ int RunWatch(const Options& o) {
     watch_stubs.push_back(etcdserverpb::Watch::NewStub(ch));
     kv_stubs.push_back(etcdserverpb::KV::NewStub(ch));
   }
+  std::atomic<bool> stopping{false};
   std::vector<std::unique_ptr<StreamState>> streams;
   for (int s = 0; s < nstreams; ++s) {
     auto st = std::make_unique<StreamState>();
     st->want = o.watchers / nstreams + (s < o.watchers % nstreams ? 1 : 0);
+    st->stopping = &stopping;
     st->rw = watch_stubs[s % watch_stubs.size()]->Watch(&st->ctx);
     st->reader = std::thread(ReadWatchStream, prefix, st.get());
     streams.push_back(std::move(st));
@@ -153,11 +161,12 @@ int RunWatch(const Options& o) {
   }
   const auto all_created = [&] {
     for (auto& st : streams) {
-      if (st->created.load() < st->want) return false;
+      if (st->created.load() < st->want && !st->ended.load()) return false;
     }
     return true;
   };
-  const bool created_ok = WaitFor(all_created, absl::Now() + absl::Seconds(60));
+  bool created_ok = WaitFor(all_created, absl::Now() + absl::Seconds(60));
+  for (auto& st : streams) created_ok = created_ok && st->created.load() == st->want;
 
   // Puts at a fixed rate.
   std::atomic<int64_t> next{0};
@@ -200,14 +209,16 @@ int RunWatch(const Options& o) {
   }
   for (auto& t : putters) t.join();
   const int64_t puts = acked.load();
+  // A stream that ended will deliver nothing more: not waited for.
   const auto all_delivered = [&] {
     for (auto& st : streams) {
-      if (st->events.load() < puts * st->want) return false;
+      if (!st->ended.load() && st->events.load() < puts * st->want) return false;
     }
     return true;
   };
   WaitFor(all_delivered, absl::Now() + absl::Seconds(std::max(30.0, o.max_time_s)));
   const double cpu1 = ProcessCpuSeconds(o.server_pids);
+  stopping.store(true);
   for (auto& st : streams) st->ctx.TryCancel();
 
   Report r;
@@ -225,7 +236,7 @@ int RunWatch(const Options& o) {
     }
   }
   for (const auto& [k, v] : put_errors) r.errors[k] += v;
-  if (!created_ok) ++r.errors["watchers not all created within 60 s"];
+  if (!created_ok) ++r.errors["watchers not all created (60 s deadline, or a stream ended)"];
   r.seconds = last_event_ns > 0
                   ? static_cast<double>(last_event_ns - absl::ToUnixNanos(start)) / 1e9
                   : absl::ToDoubleSeconds(absl::Now() - start);

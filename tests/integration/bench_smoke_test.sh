@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A short, real run of arbiter-bench against a 3-member Arbiter, so the
 # benchmark keeps working: every workload must complete operations without
-# errors, and failover must report a gap after killing the member it is
-# given.
+# errors; the watch check must catch the events lost with a killed member;
+# failover must report a gap after killing the member it is given.
 #   tests/integration/bench_smoke_test.sh <arbiterd> <arbiter-bench>
 set -uo pipefail
 arbiterd=$1
@@ -53,6 +53,46 @@ for w in put range txn-put mixed; do
     echo "FAIL: $w: $out"
     fail=1
   fi
+done
+
+# The watch check must catch lost events: with one stream per member, kill
+# member c while puts go on through a; the watchers on c's stream miss the
+# later puts, and the run must say so (exit 1, "verified":false) although
+# every watcher was created and every put acknowledged.
+"$bench" watch --endpoints "$eps" --conns 3 --streams 3 --watchers 30 --clients 1 --rate 20 \
+  --total 200 --max-time 5 --json >"$work/watch.out" &
+wpid=$!
+# Kill c once its stream has delivered events: poll the put count through
+# a's endpoint (a short range read of the watch prefix) with a deadline.
+deadline=$((SECONDS + 20))
+until [ "$(/usr/bin/etcdctl --endpoints "127.0.0.1:${cport[a]}" get bench-watch/ --prefix \
+  --keys-only 2>/dev/null | grep -c .)" -ge 10 ]; do
+  if [ $SECONDS -ge $deadline ]; then echo "FAIL: no watch puts within 20 s"; exit 1; fi
+done
+kill -9 "${pids[2]}"
+wait "$wpid"
+wrc=$?
+out=$(cat "$work/watch.out")
+echo "$out"
+if [ "$wrc" = 0 ] || ! grep -q '"verified":false' <<<"$out" || grep -q 'not all created' <<<"$out" \
+  || ! grep -q '"watchers_complete":20,' <<<"$out" || ! grep -q 'watch stream ended early' <<<"$out"; then
+  echo "FAIL: the watch run did not report the events lost with member c"
+  fail=1
+fi
+# Restart c from its data dir and wait (with a deadline) until it serves.
+n=c
+"$arbiterd" --name "$n" --data-dir "$work/$n" \
+  --listen-client-urls "http://127.0.0.1:${cport[$n]}" \
+  --advertise-client-urls "http://127.0.0.1:${cport[$n]}" \
+  --listen-peer-urls "http://127.0.0.1:${pport[$n]}" \
+  --initial-advertise-peer-urls "http://127.0.0.1:${pport[$n]}" \
+  --initial-cluster "$cluster" --heartbeat-interval 50 --election-timeout 500 \
+  2>>"$work/$n.log" &
+pids[2]=$!
+deadline=$((SECONDS + 30))
+until "$bench" range --endpoints "127.0.0.1:${cport[c]}" --total 1 --json 2>/dev/null |
+  grep -q '"ops":1,'; do
+  if [ $SECONDS -ge $deadline ]; then echo "FAIL: c did not come back within 30 s"; exit 1; fi
 done
 
 # Failover: kill member a (leader or not, puts must continue) and expect a
