@@ -19,7 +19,7 @@ the section: the lock was lost. So does a failed one (its outcome is
 unknown); the contender then moves to the next member.
 
 --pause-first makes the contender stop itself with SIGSTOP right after the
-enter write of its first section (a process pause at the worst moment); the
+enter write of its first section (with a token) (a process pause at the worst moment); the
 test resumes it with SIGCONT.
 
 Every write's outcome is appended to the log as one JSON line.
@@ -131,6 +131,7 @@ def run_grpc(a, log):
     cur = a.index % len(conns)
     deadline = time.monotonic() + a.seconds
     sections = 0
+    pause = a.pause_first
     while sections < a.sections and time.monotonic() < deadline:
         conn = conns[cur]
         lease_id, ka = 0, None
@@ -146,7 +147,8 @@ def run_grpc(a, log):
             if token == 0:
                 log.write(event="section", token=token, outcome="expired before use")
                 continue
-            outcome = critical_section(conn, log, key, token, a.pause_first and sections == 1)
+            outcome = critical_section(conn, log, key, token, pause)
+            pause = False
             log.write(event="section", token=token, outcome=outcome)
             if outcome == "unknown":
                 cur = (cur + 1) % len(conns)
