@@ -7,9 +7,13 @@ prefix over raw gRPC streams that they reopen themselves, from the last
 revision they saw + 1. Meanwhile:
 
   1. the watchers' streams are broken on purpose and reopened on the leader;
-  2. the leader is killed with SIGKILL, which breaks them again (they move
-     to a survivor) and leaves some writes with unknown outcomes;
-  3. the killed member restarts, and the watchers are moved to it as soon
+  2. that leader is stopped with SIGSTOP until the others have elected a new
+     one and committed writes without it, then resumed with SIGCONT: the
+     streams stay open and must deliver everything once it catches up;
+  3. the streams move to the current leader, which is killed with SIGKILL:
+     they break again (the watchers move to a survivor), and some writes are
+     left with unknown outcomes;
+  4. the killed member restarts, and the watchers are moved to it as soon
      as it serves, often while it is still catching up (by snapshot):
      they resume from a revision it may not have yet.
 
@@ -29,7 +33,7 @@ duplicated, moved, or changed must each be reported.
 
   watch_fault_process_test.py <arbiterd> [--rounds N]
 
---rounds repeats steps 1 to 3 (the default run does them once).
+--rounds repeats steps 1 to 4 (the default run does them once).
 """
 import argparse
 import collections
@@ -37,6 +41,7 @@ import os
 import queue
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -302,7 +307,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("arbiterd")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="leader kills and restarts (about 5 s each)")
+                    help="rounds of pause, kill and restart (about 10 s each)")
     args = ap.parse_args()
     binary = os.path.abspath(args.arbiterd)
     work = tempfile.mkdtemp(prefix="arbiter-watch-fault-test-")
@@ -359,7 +364,24 @@ def main():
             # 1. Break every stream; reopen it on the leader.
             move_watchers(lead)
             after_acks(writer.acked_count() + 60)
-            # 2. SIGKILL the leader the watchers are on: their streams break.
+            # 2. SIGSTOP that leader until the others have elected a new one
+            # and committed writes without it; SIGCONT. The watchers' streams
+            # stay open through the pause and must then deliver everything.
+            paused = c.procs[lead]
+            paused.send_signal(signal.SIGSTOP)
+            try:
+                rest = [n for n in c.names if n != lead]
+                other = poll("a leader while %s is stopped" % lead, lambda: c.leader(rest))
+                after_acks(writer.acked_count() + 60)
+            finally:
+                paused.send_signal(signal.SIGCONT)
+            print("round %d: stopped leader %s until %s led; resumed it" % (r + 1, lead, other))
+            after_acks(writer.acked_count() + 60)
+            # 3. The same on the current leader, then SIGKILL it: the streams
+            # break.
+            lead = poll("a leader", lambda: c.leader(c.names))
+            move_watchers(lead)
+            after_acks(writer.acked_count() + 60)
             killed_index = c.status(lead)["raftIndex"]
             c.kill9(lead)
             rest = [n for n in c.names if n != lead]
@@ -370,7 +392,7 @@ def main():
             # snapshot and must still serve the history from before.
             after_acks(writer.acked_count() + 250)
             assert c.status(new_lead)["raftAppliedIndex"] > killed_index + 200
-            # 3. Restart it and move the watchers onto it as soon as it
+            # 4. Restart it and move the watchers onto it as soon as it
             # serves, often before it has caught up: they resume from a
             # revision it may not have yet, and must get every event across
             # its catch-up.
