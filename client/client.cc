@@ -25,6 +25,16 @@ using etcdserverpb::DeleteRangeRequest;
 using etcdserverpb::DeleteRangeResponse;
 using etcdserverpb::HashKVRequest;
 using etcdserverpb::HashKVResponse;
+using etcdserverpb::LeaseGrantRequest;
+using etcdserverpb::LeaseGrantResponse;
+using etcdserverpb::LeaseKeepAliveRequest;
+using etcdserverpb::LeaseKeepAliveResponse;
+using etcdserverpb::LeaseLeasesRequest;
+using etcdserverpb::LeaseLeasesResponse;
+using etcdserverpb::LeaseRevokeRequest;
+using etcdserverpb::LeaseRevokeResponse;
+using etcdserverpb::LeaseTimeToLiveRequest;
+using etcdserverpb::LeaseTimeToLiveResponse;
 using etcdserverpb::MemberListRequest;
 using etcdserverpb::MemberListResponse;
 using etcdserverpb::PutRequest;
@@ -48,6 +58,7 @@ struct Endpoint {
   std::unique_ptr<etcdserverpb::KV::Stub> kv;
   std::unique_ptr<etcdserverpb::Cluster::Stub> cluster;
   std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease;
 };
 
 absl::StatusOr<std::unique_ptr<Endpoint>> Dial(absl::string_view name) {
@@ -69,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Dial(absl::string_view name) {
   endpoint->kv = etcdserverpb::KV::NewStub(endpoint->channel);
   endpoint->cluster = etcdserverpb::Cluster::NewStub(endpoint->channel);
   endpoint->maintenance = etcdserverpb::Maintenance::NewStub(endpoint->channel);
+  endpoint->lease = etcdserverpb::Lease::NewStub(endpoint->channel);
   return endpoint;
 }
 
@@ -255,6 +267,27 @@ class Client::Impl {
     return absl::NotFoundError("no endpoint is the leader");
   }
 
+  // The first endpoint, in turn from `first`, whose channel connects.
+  absl::StatusOr<Client::Connection> Connect(absl::Time deadline, int after) {
+    const size_t n = endpoints_.size();
+    size_t index = after < 0 ? Preferred() : (static_cast<size_t>(after) + 1) % n;
+    absl::Duration backoff = options_.initial_backoff;
+    for (size_t tries = 1;; ++tries) {
+      Endpoint& endpoint = *endpoints_[index];
+      if (WaitConnected(*endpoint.channel,
+                        std::min(deadline, absl::Now() + options_.dial_timeout))) {
+        return Client::Connection{endpoint.channel, static_cast<int>(index)};
+      }
+      index = (index + 1) % n;
+      if (tries % n == 0) {
+        if (absl::Now() + backoff >= deadline) return NotConnected(endpoint);
+        absl::SleepFor(backoff);
+        backoff = std::min(backoff * 2, options_.max_backoff);
+      }
+      if (absl::Now() >= deadline) return NotConnected(endpoint);
+    }
+  }
+
   std::string EndpointName(size_t index) const { return endpoints_[index]->name; }
   const std::vector<std::string>& endpoint_names() const { return options_.endpoints; }
 
@@ -341,6 +374,74 @@ absl::StatusOr<CompactionResponse> Client::Compact(const CompactionRequest& requ
         return e.kv->Compact(c, request, r);
       });
 }
+
+absl::StatusOr<LeaseGrantResponse> Client::Grant(int64_t ttl, int64_t id) {
+  LeaseGrantRequest request;
+  request.set_ttl(ttl);
+  request.set_id(id);
+  return impl_->Write<LeaseGrantResponse>(
+      [&](Endpoint& e, grpc::ClientContext* c, LeaseGrantResponse* r) {
+        return e.lease->LeaseGrant(c, request, r);
+      });
+}
+
+absl::StatusOr<LeaseRevokeResponse> Client::Revoke(int64_t id) {
+  LeaseRevokeRequest request;
+  request.set_id(id);
+  return impl_->Write<LeaseRevokeResponse>(
+      [&](Endpoint& e, grpc::ClientContext* c, LeaseRevokeResponse* r) {
+        return e.lease->LeaseRevoke(c, request, r);
+      });
+}
+
+absl::StatusOr<LeaseTimeToLiveResponse> Client::TimeToLive(int64_t id, bool keys) {
+  LeaseTimeToLiveRequest request;
+  request.set_id(id);
+  request.set_keys(keys);
+  return impl_->Read<LeaseTimeToLiveResponse>(
+      [&](Endpoint& e, grpc::ClientContext* c, LeaseTimeToLiveResponse* r) {
+        return e.lease->LeaseTimeToLive(c, request, r);
+      });
+}
+
+absl::StatusOr<LeaseLeasesResponse> Client::Leases() {
+  return impl_->Read<LeaseLeasesResponse>(
+      [](Endpoint& e, grpc::ClientContext* c, LeaseLeasesResponse* r) {
+        return e.lease->LeaseLeases(c, LeaseLeasesRequest(), r);
+      });
+}
+
+absl::StatusOr<LeaseKeepAliveResponse> Client::KeepAliveOnce(int64_t id) {
+  // One request on a stream of its own, closed after the answer; renewing
+  // twice is harmless, so it is retried as a read.
+  absl::StatusOr<LeaseKeepAliveResponse> response = impl_->Read<LeaseKeepAliveResponse>(
+      [id](Endpoint& e, grpc::ClientContext* c, LeaseKeepAliveResponse* r) {
+        auto stream = e.lease->LeaseKeepAlive(c);
+        LeaseKeepAliveRequest request;
+        request.set_id(id);
+        if (!stream->Write(request)) return stream->Finish();
+        stream->WritesDone();
+        if (!stream->Read(r)) {
+          grpc::Status status = stream->Finish();
+          if (status.ok()) {
+            return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "keep-alive stream closed without an answer");
+          }
+          return status;
+        }
+        return stream->Finish();
+      });
+  if (response.ok() && response->ttl() <= 0) {
+    return absl::NotFoundError("etcdserver: requested lease not found");
+  }
+  return response;
+}
+
+absl::StatusOr<Client::Connection> Client::Connect(absl::Time deadline, int after) {
+  return impl_->Connect(deadline, after);
+}
+
+const ClientOptions& Client::options() const { return impl_->options(); }
 
 absl::StatusOr<MemberListResponse> Client::MemberList() {
   return impl_->Read<MemberListResponse>(

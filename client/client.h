@@ -1,11 +1,14 @@
 // The C++ client of the etcd v3 API, for Arbiter and for etcd itself: the
-// KV calls, the cluster's member list, and each member's status, hash and
-// health. It holds one gRPC channel (HTTP/2 without TLS) per endpoint.
+// KV calls, the lease calls, the cluster's member list, and each member's
+// status, hash and health. It holds one gRPC channel (HTTP/2 without TLS)
+// per endpoint. Keeping leases alive in the background is lease.h's;
+// elections and locks are concurrency.h's.
 //
 // Routing: writes (Put, DeleteRange, Txn, Compact) go to the leader, found
 // by asking each endpoint's Maintenance/Status until one answers with
 // header.member_id == leader, and remembered until a call to it fails with
-// UNAVAILABLE. Reads (Range, Status, MemberList, HashKV) go to the endpoint
+// UNAVAILABLE. Reads (Range, Status, MemberList, HashKV, and the idempotent
+// lease calls TimeToLive, Leases and KeepAliveOnce) go to the endpoint
 // last found working, and on UNAVAILABLE are retried on the next endpoint
 // with exponential backoff until the call's deadline. A write is sent at most
 // once: when it fails after being sent, the error is returned, because it may
@@ -34,6 +37,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "proto/rpc.pb.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
 
 namespace arbiter::client {
 
@@ -70,6 +77,17 @@ class Client {
   absl::StatusOr<etcdserverpb::CompactionResponse> Compact(
       const etcdserverpb::CompactionRequest& request);
 
+  // Leases. Grant and Revoke are writes. Grant with id 0 lets the server
+  // choose the ID. KeepAliveOnce renews the lease once over a short-lived
+  // LeaseKeepAlive stream; a lease that is gone (TTL 0 in the answer) is
+  // NOT_FOUND "etcdserver: requested lease not found", as clientv3 reports
+  // it. TimeToLive of an unknown lease is not an error: TTL -1.
+  absl::StatusOr<etcdserverpb::LeaseGrantResponse> Grant(int64_t ttl, int64_t id = 0);
+  absl::StatusOr<etcdserverpb::LeaseRevokeResponse> Revoke(int64_t id);
+  absl::StatusOr<etcdserverpb::LeaseTimeToLiveResponse> TimeToLive(int64_t id, bool keys);
+  absl::StatusOr<etcdserverpb::LeaseLeasesResponse> Leases();
+  absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse> KeepAliveOnce(int64_t id);
+
   // Cluster-wide reads, answered by any endpoint.
   absl::StatusOr<etcdserverpb::MemberListResponse> MemberList();
   absl::StatusOr<etcdserverpb::StatusResponse> Status();
@@ -92,6 +110,18 @@ class Client {
   absl::StatusOr<std::string> LeaderEndpoint();
 
   const std::vector<std::string>& endpoints() const;
+
+  // For long-lived calls (lease keep-alive streams, campaigns, locks,
+  // observations; see lease.h and concurrency.h): the channel of an
+  // endpoint that connects, trying them in turn from the one after `after`
+  // (or from the preferred one when `after` is negative). UNAVAILABLE when
+  // none connects before the deadline.
+  struct Connection {
+    std::shared_ptr<grpc::Channel> channel;
+    int index = 0;  // Into endpoints().
+  };
+  absl::StatusOr<Connection> Connect(absl::Time deadline, int after = -1);
+  const ClientOptions& options() const;
 
  private:
   class Impl;
