@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/command_util.h"
 #include "cli/go_format.h"
 #include "cli/printer.h"
 #include "cli/txn_input.h"
@@ -75,6 +76,31 @@ const absl::flat_hash_set<std::string>& EtcdMessages() {
   return *kMessages;
 }
 
+// The endpoints a command addresses: --endpoints, or with --cluster every
+// member's client URLs.
+std::optional<Exit> Endpoints(const GlobalFlags& global, bool cluster,
+                              std::vector<std::string>* endpoints) {
+  if (!cluster) {
+    *endpoints = global.endpoints;
+    return std::nullopt;
+  }
+  std::unique_ptr<Client> client;
+  if (auto exit = MakeClient(global, &client)) return Exit{kExitError, exit->message};
+  absl::StatusOr<etcdserverpb::MemberListResponse> members = client->MemberList();
+  if (!members.ok()) {
+    return Exit{kExitError,
+                absl::StrCat("failed to fetch endpoints from etcd cluster member list: ",
+                             ClientErrorText(members.status()))};
+  }
+  endpoints->clear();
+  for (const etcdserverpb::Member& m : members->members()) {
+    endpoints->insert(endpoints->end(), m.clienturls().begin(), m.clienturls().end());
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Exit ClientError(const absl::Status& status) { return Exit{kExitError, ClientErrorText(status)}; }
 
 // The output format, checked when etcdctl checks it: as the client is
@@ -107,31 +133,6 @@ std::optional<Exit> Connect(const GlobalFlags& global, Io io, std::unique_ptr<Pr
 int Done(const std::optional<Exit>& exit, Io io) {
   return exit.has_value() ? Finish(*exit, io.err) : kExitSuccess;
 }
-
-// The endpoints a command addresses: --endpoints, or with --cluster every
-// member's client URLs.
-std::optional<Exit> Endpoints(const GlobalFlags& global, bool cluster,
-                              std::vector<std::string>* endpoints) {
-  if (!cluster) {
-    *endpoints = global.endpoints;
-    return std::nullopt;
-  }
-  std::unique_ptr<Client> client;
-  if (auto exit = MakeClient(global, &client)) return Exit{kExitError, exit->message};
-  absl::StatusOr<etcdserverpb::MemberListResponse> members = client->MemberList();
-  if (!members.ok()) {
-    return Exit{kExitError,
-                absl::StrCat("failed to fetch endpoints from etcd cluster member list: ",
-                             ClientErrorText(members.status()))};
-  }
-  endpoints->clear();
-  for (const etcdserverpb::Member& m : members->members()) {
-    endpoints->insert(endpoints->end(), m.clienturls().begin(), m.clienturls().end());
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 std::optional<std::string> CheckGlobalFlags(const GlobalFlags& flags) {
   for (const auto& [value, name] : {std::pair{&flags.dial_timeout, "--dial-timeout"},

@@ -15,8 +15,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cli/commands.h"
+#include "cli/coord_commands.h"
 #include "cli/go_format.h"
 #include "cli/kv_ops.h"
+#include "cli/lease_commands.h"
 #include "cli/watch_command.h"
 
 namespace arbiter::cli {
@@ -87,6 +89,8 @@ void ExpandPrefixes(std::vector<std::string>* args) {
       word = Expand(word, {"add", "remove", "update", "list", "promote"});
     } else if (command == "endpoint") {
       word = Expand(word, {"health", "status", "hashkv"});
+    } else if (command == "lease") {
+      word = Expand(word, {"grant", "revoke", "timetolive", "list", "keep-alive"});
     } else {
       return;
     }
@@ -133,6 +137,10 @@ struct Options {
   std::string physical = "false";
   std::vector<std::string> compaction_args;
   std::string cluster = "false";
+  std::string lease_keys = "false";
+  std::string keep_alive_once = "false";
+  std::string elect_listen = "false";
+  std::string lock_ttl = "10";
   std::vector<std::string> extra_args;
   WatchFlags watch;
   // The command line as typed, program name first.
@@ -180,7 +188,37 @@ CLI::App* Command(CLI::App& parent, const std::string& name, const std::string& 
 struct Commands {
   CLI::App *get, *put, *del, *txn, *compaction, *member, *member_list, *endpoint, *status, *health,
       *watch;
+  CLI::App *lease, *lease_grant, *lease_revoke, *lease_timetolive, *lease_list, *lease_keep_alive;
+  CLI::App *elect, *lock;
 };
+
+void AddLeaseCommands(CLI::App& app, Options& o, Commands* c) {
+  c->lease = Command(app, "lease", "Lease related commands");
+  c->lease_grant = Command(*c->lease, "grant", "Creates leases");
+  c->lease_revoke = Command(*c->lease, "revoke", "Revokes leases");
+  c->lease_timetolive = Command(*c->lease, "timetolive", "Get lease information");
+  c->lease_timetolive->add_flag("--keys", o.lease_keys, "Get keys attached to this lease")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  c->lease_list = Command(*c->lease, "list", "List all active leases");
+  c->lease_keep_alive = Command(*c->lease, "keep-alive", "Keeps leases alive (renew)");
+  c->lease_keep_alive
+      ->add_flag("--once", o.keep_alive_once,
+                 "Resets the keep-alive time to its original value and exits immediately")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  for (CLI::App* command : {c->lease, c->lease_grant, c->lease_revoke, c->lease_timetolive,
+                            c->lease_list, c->lease_keep_alive}) {
+    command->add_option("args", o.extra_args);
+  }
+  c->elect = Command(app, "elect", "Observes and participates in leader election");
+  c->elect->add_flag("-l,--listen", o.elect_listen, "observation mode")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  c->elect->add_option("args", o.extra_args);
+  c->lock = Command(app, "lock", "Acquires a named lock");
+  c->lock->add_option("--ttl", o.lock_ttl, "timeout for session")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->capture_default_str();
+  c->lock->add_option("args", o.extra_args);
+}
 
 Commands AddCommands(CLI::App& app, Options& o) {
   Commands c;
@@ -212,6 +250,7 @@ Commands AddCommands(CLI::App& app, Options& o) {
   c.endpoint->add_option("args", o.extra_args);
   c.watch = Command(app, "watch", "Watches events stream on keys or prefixes");
   AddWatchFlags(c.watch, &o.watch);
+  AddLeaseCommands(app, o, &c);
   return c;
 }
 
@@ -257,9 +296,19 @@ std::optional<std::string> CheckFlags(const Options& o, const Commands& c) {
   if (c.put->parsed()) return CheckPutFlags(o.put);
   if (c.del->parsed()) return CheckDelFlags(o.del);
   if (c.watch->parsed()) return CheckWatchFlags(o.watch);
+  if (c.lock->parsed()) {
+    absl::StatusOr<int64_t> ttl = GoParseInt(o.lock_ttl, 10);
+    if (!ttl.ok()) {
+      return absl::StrCat("invalid argument ", GoQuote(o.lock_ttl),
+                          " for \"--ttl\" flag: ", ttl.status().message());
+    }
+  }
   for (const auto& [value, name] : {std::pair{&o.txn_interactive, "-i, --interactive"},
                                     {&o.physical, "--physical"},
-                                    {&o.cluster, "--cluster"}}) {
+                                    {&o.cluster, "--cluster"},
+                                    {&o.lease_keys, "--keys"},
+                                    {&o.keep_alive_once, "--once"},
+                                    {&o.elect_listen, "-l, --listen"}}) {
     if (!GoParseBool(*value).ok()) {
       return absl::StrCat("invalid argument ", GoQuote(*value), " for \"", name,
                           "\" flag: strconv.ParseBool: parsing ", GoQuote(*value),
@@ -299,6 +348,17 @@ int Dispatch(Options& o, const Commands& c, const CLI::App& app) {
   if (c.member_list->parsed()) return RunMemberList(o.global, io);
   if (c.status->parsed()) return RunEndpointStatus(o.global, FlagBool(o.cluster), io);
   if (c.health->parsed()) return RunEndpointHealth(o.global, FlagBool(o.cluster), io);
+  if (c.lease_grant->parsed()) return RunLeaseGrant(o.global, o.extra_args, io);
+  if (c.lease_revoke->parsed()) return RunLeaseRevoke(o.global, o.extra_args, io);
+  if (c.lease_timetolive->parsed()) {
+    return RunLeaseTimeToLive(o.global, FlagBool(o.lease_keys), o.extra_args, io);
+  }
+  if (c.lease_list->parsed()) return RunLeaseList(o.global, io);
+  if (c.lease_keep_alive->parsed()) {
+    return RunLeaseKeepAlive(o.global, FlagBool(o.keep_alive_once), o.extra_args, io);
+  }
+  if (c.elect->parsed()) return RunElect(o.global, FlagBool(o.elect_listen), o.extra_args, io);
+  if (c.lock->parsed()) return RunLock(o.global, o.lock_ttl, o.extra_args, io);
   // A command group without its subcommand, or nothing: the help, as
   // etcdctl prints it.
   std::cout << Selected(app)->help();

@@ -1,5 +1,6 @@
 #include "cli/printer.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -66,7 +67,27 @@ void PrintRows(const std::vector<std::vector<std::string>>& rows, std::ostream& 
   for (const auto& row : rows) out << absl::StrJoin(row, ", ") << "\n";
 }
 
+// The header's fields as members of the enclosing object (Go embeds
+// *pb.ResponseHeader in clientv3's lease responses), or nothing.
+std::vector<std::string> FlatHeader(bool present, const etcdserverpb::ResponseHeader& header) {
+  if (!present) return {};
+  std::string json = GoJson(header);
+  json = json.substr(1, json.size() - 2);
+  if (json.empty()) return {};
+  return {json};
+}
+
+std::string JsonObject(std::vector<std::string> fields) {
+  return absl::StrCat("{", absl::StrJoin(fields, ","), "}");
+}
+
 }  // namespace
+
+std::string LeaseIdText(int64_t id) {
+  if (id >= 0) return absl::StrFormat("%016x", id);
+  // Go keeps the sign and pads the digits to the width with it.
+  return absl::StrFormat("-%015x", -static_cast<uint64_t>(id));
+}
 
 std::optional<Format> ParseFormat(const std::string& name) {
   if (name == "simple") return Format::kSimple;
@@ -205,6 +226,101 @@ std::optional<Exit> Printer::EndpointHealth(const std::vector<EndpointHealthRow>
           err_ << h.endpoint << " is unhealthy: failed to commit proposal: " << h.error << "\n";
         }
       }
+  }
+  return std::nullopt;
+}
+
+}  // namespace arbiter::cli
+
+namespace arbiter::cli {
+
+std::optional<Exit> Printer::LeaseGrant(const etcdserverpb::LeaseGrantResponse& response) {
+  if (format_ == Format::kTable) return Unsupported();
+  if (format_ == Format::kJson) {
+    std::vector<std::string> fields = FlatHeader(response.has_header(), response.header());
+    fields.push_back(absl::StrCat("\"ID\":", response.id()));
+    fields.push_back(absl::StrCat("\"TTL\":", response.ttl()));
+    fields.push_back(absl::StrCat("\"Error\":", GoJsonString(response.error())));
+    out_ << JsonObject(fields) << "\n";
+    return std::nullopt;
+  }
+  out_ << "lease " << LeaseIdText(response.id()) << " granted with TTL(" << response.ttl()
+       << "s)\n";
+  return std::nullopt;
+}
+
+std::optional<Exit> Printer::LeaseRevoke(int64_t id,
+                                         const etcdserverpb::LeaseRevokeResponse& response) {
+  if (format_ == Format::kTable) return Unsupported();
+  if (format_ == Format::kJson) {
+    out_ << GoJson(response) << "\n";
+    return std::nullopt;
+  }
+  out_ << "lease " << LeaseIdText(id) << " revoked\n";
+  return std::nullopt;
+}
+
+std::optional<Exit> Printer::LeaseKeepAlive(const etcdserverpb::LeaseKeepAliveResponse& response) {
+  if (format_ == Format::kTable) return Unsupported();
+  if (format_ == Format::kJson) {
+    std::vector<std::string> fields = FlatHeader(response.has_header(), response.header());
+    fields.push_back(absl::StrCat("\"ID\":", response.id()));
+    fields.push_back(absl::StrCat("\"TTL\":", response.ttl()));
+    out_ << JsonObject(fields) << "\n";
+    return std::nullopt;
+  }
+  out_ << "lease " << LeaseIdText(response.id()) << " keepalived with TTL(" << response.ttl()
+       << ")\n";
+  return std::nullopt;
+}
+
+std::optional<Exit> Printer::LeaseTimeToLive(const etcdserverpb::LeaseTimeToLiveResponse& response,
+                                             bool keys) {
+  if (format_ == Format::kTable) return Unsupported();
+  if (format_ == Format::kJson) {
+    std::vector<std::string> fields = FlatHeader(response.has_header(), response.header());
+    fields.push_back(absl::StrCat("\"id\":", response.id()));
+    fields.push_back(absl::StrCat("\"ttl\":", response.ttl()));
+    fields.push_back(absl::StrCat("\"granted-ttl\":", response.grantedttl()));
+    std::string list = "null";
+    if (!response.keys().empty()) {
+      std::vector<std::string> encoded;
+      for (const std::string& key : response.keys()) {
+        encoded.push_back(GoJsonString(absl::Base64Escape(key)));
+      }
+      list = absl::StrCat("[", absl::StrJoin(encoded, ","), "]");
+    }
+    fields.push_back(absl::StrCat("\"keys\":", list));
+    out_ << JsonObject(fields) << "\n";
+    return std::nullopt;
+  }
+  if (response.grantedttl() == 0 && response.ttl() == -1) {
+    out_ << "lease " << LeaseIdText(response.id()) << " already expired\n";
+    return std::nullopt;
+  }
+  out_ << "lease " << LeaseIdText(response.id()) << " granted with TTL(" << response.grantedttl()
+       << "s), remaining(" << response.ttl() << "s)";
+  // Go's %v of a []string: the keys' bytes, space separated, in brackets.
+  if (keys) out_ << ", attached keys([" << absl::StrJoin(response.keys(), " ") << "])";
+  out_ << "\n";
+  return std::nullopt;
+}
+
+std::optional<Exit> Printer::LeaseList(const etcdserverpb::LeaseLeasesResponse& response) {
+  if (format_ == Format::kTable) return Unsupported();
+  if (format_ == Format::kJson) {
+    std::vector<std::string> fields = FlatHeader(response.has_header(), response.header());
+    std::vector<std::string> items;
+    for (const etcdserverpb::LeaseStatus& lease : response.leases()) {
+      items.push_back(absl::StrCat("{\"id\":", lease.id(), "}"));
+    }
+    fields.push_back(absl::StrCat("\"leases\":[", absl::StrJoin(items, ","), "]"));
+    out_ << JsonObject(fields) << "\n";
+    return std::nullopt;
+  }
+  out_ << "found " << response.leases_size() << " leases\n";
+  for (const etcdserverpb::LeaseStatus& lease : response.leases()) {
+    out_ << LeaseIdText(lease.id()) << "\n";
   }
   return std::nullopt;
 }

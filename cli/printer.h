@@ -10,6 +10,7 @@
 #ifndef ARBITER_CLI_PRINTER_H_
 #define ARBITER_CLI_PRINTER_H_
 
+#include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -25,6 +26,9 @@ enum class Format { kSimple, kJson, kTable };
 // nullopt for a name etcdctl does not know (or that arbiterctl does not
 // print: fields, protobuf).
 std::optional<Format> ParseFormat(const std::string& name);
+
+// A lease ID as etcdctl prints it: Go's %016x of an int64.
+std::string LeaseIdText(int64_t id);
 
 struct EndpointStatusRow {
   std::string endpoint;
@@ -54,6 +58,17 @@ class Printer {
   std::optional<Exit> MemberList(const etcdserverpb::MemberListResponse& response);
   std::optional<Exit> EndpointStatus(const std::vector<EndpointStatusRow>& rows);
   std::optional<Exit> EndpointHealth(const std::vector<EndpointHealthRow>& rows);
+
+  // Leases. In JSON etcdctl prints clientv3's structs, whose header fields
+  // sit at the top level next to "ID"/"TTL" (grant, keep-alive) or "id",
+  // "ttl", "granted-ttl", "keys" (timetolive) and "leases" (list); revoke
+  // prints the protobuf response.
+  std::optional<Exit> LeaseGrant(const etcdserverpb::LeaseGrantResponse& response);
+  std::optional<Exit> LeaseRevoke(int64_t id, const etcdserverpb::LeaseRevokeResponse& response);
+  std::optional<Exit> LeaseKeepAlive(const etcdserverpb::LeaseKeepAliveResponse& response);
+  std::optional<Exit> LeaseTimeToLive(const etcdserverpb::LeaseTimeToLiveResponse& response,
+                                      bool keys);
+  std::optional<Exit> LeaseList(const etcdserverpb::LeaseLeasesResponse& response);
 
  private:
   void PrintKv(const mvccpb::KeyValue& kv);

@@ -49,7 +49,8 @@ void PrintTo(const DiffParam& param, std::ostream* out) {
 std::vector<DiffParam> Params() {
   std::vector<DiffParam> params;
   for (const ClusterKind& kind : Kinds()) {
-    for (const char* script : {"kv", "get_flags", "txn", "errors", "cluster", "edge", "watch"}) {
+    for (const char* script :
+         {"kv", "get_flags", "txn", "errors", "cluster", "edge", "watch", "coord", "lease"}) {
       params.push_back({kind, script, true});
     }
     if (!IsEtcd(kind)) params.push_back({kind, "maintenance", false});

@@ -142,6 +142,56 @@ std::string SortMembers(const std::string& line) {
   return SortJsonArrayAt(line, at + std::string("\"members\":").size());
 }
 
+// `lease list` limited to the script's own leases (other steps and tests
+// leave leases of their own behind): unnamed IDs are dropped from the
+// simple and the JSON output, the count is what remains, and the named
+// ones are sorted (their order is the server's).
+std::string OwnLeases(const std::string& text) {
+  static const std::regex* const kUnnamed = new std::regex(R"re(^[0-9a-f]{16}$)re");
+  static const std::regex* const kFound = new std::regex(R"re(^found \d+ leases$)re");
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  std::vector<std::string> kept;
+  std::vector<std::string> named;
+  int found_at = -1;
+  for (const std::string& line : lines) {
+    if (std::regex_match(line, *kUnnamed)) continue;
+    if (std::regex_match(line, *kFound)) {
+      found_at = static_cast<int>(kept.size());
+    } else if (found_at >= 0 && absl::StartsWith(line, "{lease")) {
+      named.push_back(line);
+      continue;
+    }
+    const size_t at = line.find("\"leases\":[");
+    if (at != std::string::npos) {
+      const size_t open = at + std::string("\"leases\":[").size();
+      const size_t close = line.find("}]", open);
+      if (close == std::string::npos) {
+        kept.push_back(line);
+        continue;
+      }
+      // Items are {"id":<decimal>} or, named, {"id":{leaseN}}.
+      static const std::regex* const kNamed = new std::regex(R"re(\{"id":\{lease\d+\}\})re");
+      const std::string list = line.substr(open, close + 1 - open);
+      std::vector<std::string> items;
+      for (auto it = std::sregex_iterator(list.begin(), list.end(), *kNamed);
+           it != std::sregex_iterator(); ++it) {
+        items.push_back(it->str());
+      }
+      std::sort(items.begin(), items.end());
+      kept.push_back(
+          absl::StrCat(line.substr(0, open), absl::StrJoin(items, ","), line.substr(close + 1)));
+      continue;
+    }
+    kept.push_back(line);
+  }
+  std::sort(named.begin(), named.end());
+  if (found_at >= 0) {
+    kept[found_at] = absl::StrCat("found ", named.size(), " leases");
+    kept.insert(kept.begin() + found_at + 1, named.begin(), named.end());
+  }
+  return absl::StrJoin(kept, "\n");
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<ScriptStep>> ParseScript(const std::string& text) {
@@ -266,6 +316,7 @@ std::string Normalize(const std::string& text, const TestCluster& cluster,
         R"re("$1":N)re");
   }
   if (options.count("hash")) out = NameHashes(out);
+  if (options.count("own-leases")) out = OwnLeases(out);
   if (options.count("remaining")) {
     out = RegexReplace(out, R"re(remaining\(\d+s\))re", "remaining(R)");
     out = RegexReplace(out, R"re("ttl":\d+)re", R"re("ttl":R)re");

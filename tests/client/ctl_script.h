@@ -23,7 +23,8 @@
 // and the objects of a JSON array are sorted), remaining (a lease's
 // remaining TTL depends on when the step ran), hash (HashKV values are
 // named H1, H2, ... in order of appearance: Arbiter does not yet compute
-// etcd's value, see testdata/maintenance.txt).
+// etcd's value, see testdata/maintenance.txt), own-leases (`lease list`
+// shows only the leases the script granted, sorted).
 //
 // Thread safety: pure functions.
 #ifndef ARBITER_TESTS_CLIENT_CTL_SCRIPT_H_
