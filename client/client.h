@@ -54,6 +54,12 @@ struct ClientOptions {
   // Backoff between read retries: doubles from initial up to max.
   absl::Duration initial_backoff = absl::Milliseconds(25);
   absl::Duration max_backoff = absl::Milliseconds(400);
+  // Watch streams (client/watch.h) ping their member this often while
+  // open (etcd's and Arbiter's servers refuse pings closer than 5 s; Go
+  // clients ping every 10 s), and give up on it when a ping is not
+  // answered in time.
+  absl::Duration keepalive_time = absl::Seconds(10);
+  absl::Duration keepalive_timeout = absl::Seconds(5);
 };
 
 // "http://host:port" or "host:port" to "host:port". https and unix

@@ -116,6 +116,14 @@ class Core {
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      // A member that stops answering (frozen, cut off) would hold a watch
+      // forever: pings on the open stream find it out, so the stream moves
+      // on.
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+                  static_cast<int>(absl::ToInt64Milliseconds(options_.keepalive_time)));
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                  static_cast<int>(absl::ToInt64Milliseconds(options_.keepalive_timeout)));
+      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
       WatchEndpoint endpoint;
       endpoint.name = name;
       endpoint.channel =

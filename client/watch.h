@@ -10,7 +10,8 @@
 // has caught up to (or, for RequestProgress, the member's revision).
 //
 // Resume: when the stream fails (its member crashed, was restarted, lost
-// its leader, or refused the stream for having none) the WatchStream opens
+// its leader, refused the stream for having none, or stopped answering the
+// stream's keepalive pings: ClientOptions::keepalive_*) the WatchStream opens
 // a new one, trying the endpoints in turn from the next after the failed
 // one with backoff, and re-creates each live watcher from the revision
 // after the last event it delivered (a watcher that delivered nothing from

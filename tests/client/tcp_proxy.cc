@@ -85,21 +85,30 @@ void TcpProxy::Cut() {
   }
 }
 
+void TcpProxy::Freeze() {
+  absl::MutexLock lock(&mu_);
+  frozen_ = true;
+}
+
 void TcpProxy::Resume() {
   absl::MutexLock lock(&mu_);
   cut_ = false;
+  frozen_ = false;
 }
 
 void TcpProxy::Loop() {
   char buffer[64 * 1024];
   for (;;) {
     std::vector<std::pair<int, int>> pairs;
+    bool frozen = false;
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
-      pairs = pairs_;
+      frozen = frozen_;
+      if (!frozen) pairs = pairs_;
     }
-    std::vector<pollfd> fds = {{listen_fd_, POLLIN, 0}};
+    // Frozen: nothing is read, accepted or forwarded.
+    std::vector<pollfd> fds = {{listen_fd_, static_cast<short>(frozen ? 0 : POLLIN), 0}};
     for (auto [a, b] : pairs) {
       fds.push_back({a, POLLIN, 0});
       fds.push_back({b, POLLIN, 0});

@@ -31,6 +31,9 @@ class TcpProxy {
   // Resets every forwarded connection and closes new ones at once, until
   // Resume.
   void Cut();
+  // Stops forwarding while keeping every connection open (a member that
+  // hangs, or a partition that drops packets), until Resume.
+  void Freeze();
   void Resume();
 
  private:
@@ -42,6 +45,7 @@ class TcpProxy {
   const int target_port_;
   absl::Mutex mu_;
   bool cut_ ABSL_GUARDED_BY(mu_) = false;
+  bool frozen_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   // Forwarded connections: client side, target side.
   std::vector<std::pair<int, int>> pairs_ ABSL_GUARDED_BY(mu_);

@@ -3,7 +3,8 @@
 // the store's history while writes go on and the member its stream is
 // connected to crashes, and then the leader crashes; and a watcher whose
 // resume revision was compacted while its stream was down ends canceled
-// with the compact revision.
+// with the compact revision; and a member that stops answering is left
+// for another.
 
 #include <atomic>
 #include <memory>
@@ -302,6 +303,45 @@ TEST_P(WatchResumeTest, ACompactedResumeRevisionCancelsTheWatcher) {
   EXPECT_EQ((*watcher)->Next(absl::Now() + absl::Seconds(1)).status().code(),
             absl::StatusCode::kCancelled);
   EXPECT_GE((*stream)->streams_opened(), 2);
+}
+
+// A member that stops answering without closing anything (frozen, or cut
+// off by a partition that drops packets) is found out by the stream's
+// keepalive pings; the watch resumes on another member.
+TEST_P(WatchResumeTest, AMemberThatStopsAnsweringIsLeftForAnother) {
+  absl::StatusOr<std::unique_ptr<::arbiter::testing::TcpProxy>> proxy =
+      ::arbiter::testing::TcpProxy::Start(cluster_->members()[0].client_endpoint);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  ClientOptions options = options_;
+  options.endpoints = {(*proxy)->endpoint(), cluster_->members()[1].client_endpoint,
+                       cluster_->members()[2].client_endpoint};
+  // As often as the servers allow.
+  options.keepalive_time = absl::Seconds(5);
+  options.keepalive_timeout = absl::Seconds(2);
+  absl::StatusOr<std::unique_ptr<WatchStream>> stream = WatchStream::Create(options);
+  ASSERT_TRUE(stream.ok());
+  absl::StatusOr<std::unique_ptr<Watcher>> watcher =
+      (*stream)->Watch({.key = "f", .created_notify = true});
+  ASSERT_TRUE(watcher.ok());
+  absl::StatusOr<WatchResponse> r = (*watcher)->Next(absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(r.ok() && r->created()) << r.status();
+  EXPECT_EQ((*stream)->current_endpoint(), (*proxy)->endpoint());
+  const int64_t first = MustPut("f", "1");
+
+  (*proxy)->Freeze();
+  MustPut("f", "2");
+  const int64_t last = MustPut("f", "3");
+  std::vector<int64_t> revisions;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (revisions.empty() || revisions.back() < last) {
+    r = (*watcher)->Next(deadline);
+    ASSERT_TRUE(r.ok()) << r.status() << " after " << revisions.size() << " events";
+    for (const mvccpb::Event& e : r->events()) revisions.push_back(e.kv().mod_revision());
+  }
+  EXPECT_EQ(revisions, (std::vector<int64_t>{first, first + 1, last}));
+  EXPECT_GE((*stream)->streams_opened(), 2);
+  EXPECT_NE((*stream)->current_endpoint(), (*proxy)->endpoint());
+  (*proxy)->Resume();
 }
 
 INSTANTIATE_TEST_SUITE_P(Cluster, WatchResumeTest, ::testing::ValuesIn(Kinds()),
