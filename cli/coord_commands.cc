@@ -292,7 +292,7 @@ int RunLock(const GlobalFlags& global, const std::string& ttl_flag,
     return Done(BadArgs("lock takes a lock name argument and an optional command to execute"), io);
   }
   // Checked when the flags were parsed.
-  int64_t ttl = GoParseInt(ttl_flag, 10).value_or(10);
+  int64_t ttl = GoParseInt(ttl_flag, 0).value_or(10);
   // clientv3 keeps its default TTL for a TTL that is not positive.
   if (ttl <= 0) ttl = 60;
   Interrupts interrupts;

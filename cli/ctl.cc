@@ -297,7 +297,7 @@ std::optional<std::string> CheckFlags(const Options& o, const Commands& c) {
   if (c.del->parsed()) return CheckDelFlags(o.del);
   if (c.watch->parsed()) return CheckWatchFlags(o.watch);
   if (c.lock->parsed()) {
-    absl::StatusOr<int64_t> ttl = GoParseInt(o.lock_ttl, 10);
+    absl::StatusOr<int64_t> ttl = GoParseInt(o.lock_ttl, 0);
     if (!ttl.ok()) {
       return absl::StrCat("invalid argument ", GoQuote(o.lock_ttl),
                           " for \"--ttl\" flag: ", ttl.status().message());

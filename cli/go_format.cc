@@ -168,6 +168,15 @@ absl::StatusOr<int64_t> GoParseInt(absl::string_view s, int base) {
     negative = digits[0] == '-';
     digits.remove_prefix(1);
   }
+  if (base == 0) {
+    // The base from the prefix, as Go's base 0 (pflag's int flags).
+    base = 10;
+    if (digits.size() > 1 && digits[0] == '0') {
+      const char p = static_cast<char>(digits[1] | 0x20);
+      base = p == 'x' ? 16 : p == 'b' ? 2 : 8;
+      digits.remove_prefix(p == 'x' || p == 'b' || p == 'o' ? 2 : 1);
+    }
+  }
   const uint64_t max = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
   uint64_t value = 0;
   bool overflow = false;

@@ -19,6 +19,7 @@ namespace arbiter::cli {
 
 // strconv.ParseInt(s, base, 64); the error reads
 // `strconv.ParseInt: parsing "abc": invalid syntax` (or "value out of range").
+// Base 0 takes the base from the prefix (0x, 0b, 0o or 0 for octal).
 absl::StatusOr<int64_t> GoParseInt(absl::string_view s, int base);
 // strconv.ParseUint(s, base, 64), with "strconv.ParseUint" errors.
 absl::StatusOr<uint64_t> GoParseUint(absl::string_view s, int base);

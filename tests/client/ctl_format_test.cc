@@ -53,6 +53,16 @@ TEST(GoFormatTest, IntegersParseWithStrconvErrors) {
   EXPECT_EQ(GoParseInt("9223372036854775808", 10).status().message(),
             "strconv.ParseInt: parsing \"9223372036854775808\": value out of range");
   EXPECT_EQ(GoParseInt("-9223372036854775808", 10).value(), INT64_MIN);
+  // Base 0, as pflag's int flags parse.
+  EXPECT_EQ(GoParseInt("0x10", 0).value(), 16);
+  EXPECT_EQ(GoParseInt("-0b11", 0).value(), -3);
+  EXPECT_EQ(GoParseInt("017", 0).value(), 15);
+  EXPECT_EQ(GoParseInt("0o17", 0).value(), 15);
+  EXPECT_EQ(GoParseInt("0", 0).value(), 0);
+  EXPECT_EQ(GoParseInt("0x", 0).status().message(),
+            "strconv.ParseInt: parsing \"0x\": invalid syntax");
+  EXPECT_EQ(GoParseInt("09", 0).status().message(),
+            "strconv.ParseInt: parsing \"09\": invalid syntax");
   EXPECT_EQ(GoParseUint("ffffffffffffffff", 16).value(), UINT64_MAX);
   EXPECT_FALSE(GoParseUint("-1", 10).ok());
   EXPECT_TRUE(GoParseBool("T").value());
