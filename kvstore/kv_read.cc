@@ -2,10 +2,12 @@
 // revision, HashKV, history for watchers, and the lease and member tables.
 // None of them waits for a LevelDB write of the apply thread.
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "kvstore/kv_errors.h"
 #include "kvstore/kv_internal.h"
 #include "kvstore/kv_validate.h"
@@ -185,8 +187,31 @@ absl::StatusOr<HashKvResult> KvStateMachine::HashKv(int64_t rev) const {
     // Records a compaction at rev would remove do not count (etcd skips
     // them only when something is kept).
     if (*kr < lower && !keep.empty() && !keep.contains(*kr)) continue;
-    h = Crc32c(h, k.substr(mk::kPrefixLen));
-    h = Crc32c(h, {it->value().data(), it->value().size()});
+    // The record as etcd's backend holds it, so that a member's hash
+    // equals an etcd member's for the same history: the key is
+    // BE64(main) '_' BE64(sub), with a trailing 't' for a deletion, and a
+    // deletion's value is a KeyValue holding only the key.
+    const absl::string_view value(it->value().data(), it->value().size());
+    mvccpb::KeyValue kv;
+    if (!kv.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      return absl::InternalError(
+          absl::StrCat("mvcc state: hash: unreadable record at ", kr->main, "_", kr->sub));
+    }
+    const absl::string_view rev_bytes = k.substr(mk::kPrefixLen);
+    char etcd_key[18];
+    std::memcpy(etcd_key, rev_bytes.data(), 8);
+    etcd_key[8] = '_';
+    std::memcpy(etcd_key + 9, rev_bytes.data() + 8, 8);
+    if (kv.version() == 0) {
+      etcd_key[17] = 't';
+      h = Crc32c(h, absl::string_view(etcd_key, 18));
+      mvccpb::KeyValue tombstone;
+      tombstone.set_key(kv.key());
+      h = Crc32c(h, tombstone.SerializeAsString());
+    } else {
+      h = Crc32c(h, absl::string_view(etcd_key, 17));
+      h = Crc32c(h, value);
+    }
   }
   if (!it->status().ok()) {
     return absl::InternalError("mvcc state: hash: " + it->status().ToString());
