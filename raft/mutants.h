@@ -23,4 +23,11 @@
 #define ARBITER_MUTANT_READ_WITHOUT_QUORUM 0
 #endif
 
+// Let every node, not only a leader, send a Ready's messages before
+// persisting it: a follower acknowledges entries (and a candidate or voter
+// sends votes) that a crash then forgets.
+#ifndef ARBITER_MUTANT_SEND_BEFORE_PERSIST_ANY_ROLE
+#define ARBITER_MUTANT_SEND_BEFORE_PERSIST_ANY_ROLE 0
+#endif
+
 #endif  // ARBITER_RAFT_MUTANTS_H_

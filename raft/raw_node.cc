@@ -4,6 +4,7 @@
 #include "raft/check.h"
 #include "raft/confchange.h"
 #include "raft/errors.h"
+#include "raft/mutants.h"
 
 namespace arbiter::raft {
 
@@ -136,8 +137,11 @@ Ready RawNode::GetReady() {
     prev_soft_state_ = ss;
   }
   HardState hs = raft_.hard_state();
+  // prev_hard_state_ is durable: the previous Ready was advanced.
+  const bool term_or_vote_changed =
+      hs.term() != prev_hard_state_.term() || hs.vote() != prev_hard_state_.vote();
   if (!HardStateEqual(hs, prev_hard_state_)) {
-    rd.must_sync = hs.term() != prev_hard_state_.term() || hs.vote() != prev_hard_state_.vote();
+    rd.must_sync = term_or_vote_changed;
     rd.hard_state = hs;
     prev_hard_state_ = hs;
   }
@@ -146,6 +150,14 @@ Ready RawNode::GetReady() {
     rd.snapshot = *log.UnstableSnapshot();
     rd.must_sync = true;
   }
+
+  // A vote or a new term must be durable before any message, even a
+  // leader's, leaves (a second vote in the same term after a crash).
+  rd.send_before_persist =
+      raft_.state() == StateType::kLeader && !term_or_vote_changed && IsEmptySnapshot(rd.snapshot);
+#if ARBITER_MUTANT_SEND_BEFORE_PERSIST_ANY_ROLE
+  rd.send_before_persist = true;
+#endif
 
   ready_outstanding_ = true;
   pending_stable_index_ = rd.entries.empty() ? 0 : rd.entries.back().index();

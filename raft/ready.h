@@ -9,6 +9,16 @@
 //   2. SEND     messages, in order per destination. Send failures are
 //               reported with RawNode::ReportUnreachable / ReportSnapshot;
 //               messages may be dropped (Raft retries).
+//               Exception: when send_before_persist is set (a leader whose
+//               term and vote are already durable) the messages may be sent
+//               BEFORE step 1, so that the leader's disk write overlaps the
+//               followers' (Raft thesis §10.2.1). What such a leader sends
+//               is its own log, which promises nothing a crash could break:
+//               an entry counts as committed only once a quorum has
+//               persisted it, and the leader's own count of the new entries
+//               is only acted on by messages stepped in after Advance, when
+//               they are durable. So nothing may be stepped into the node
+//               between GetReady and Advance (Tick, Step, Propose, ...).
 //   3. APPLY    the snapshot (if not empty) to the state machine, then
 //               committed_entries in order. For conf change entries call
 //               RawNode::ApplyConfChange and store the returned ConfState
@@ -48,8 +58,11 @@ struct Ready {
   // synced (a lost commit index is relearned from the leader).
   bool must_sync = false;
 
-  // (2) Send, after (1) is durable.
+  // (2) Send, after (1) is durable, or before (1) when send_before_persist.
   std::vector<Message> messages;
+  // The node is the leader, and hard_state changes at most its commit
+  // index and snapshot is empty: messages may go out before (1).
+  bool send_before_persist = false;
 
   // (3) Apply, after (1) is durable; entries that are also in `entries` are
   // covered by that same persist.

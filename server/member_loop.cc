@@ -175,7 +175,12 @@ void Member::MaybeTick(absl::Time now) {
 absl::Status Member::ProcessReadies() {
   while (node_->HasReady()) {
     raft::Ready rd = node_->GetReady();
-    // 1. Persist, in one write, before anything leaves this member.
+    // A leader's messages leave before its own write, which then overlaps
+    // the followers' (raft/ready.h); nothing is stepped in before Advance.
+    if (rd.send_before_persist && !rd.messages.empty()) {
+      transport_->Send(std::exchange(rd.messages, {}));
+    }
+    // 1. Persist, in one write, before anything else leaves this member.
     if (!raft::IsEmptyHardState(rd.hard_state) || !rd.entries.empty() ||
         !raft::IsEmptySnapshot(rd.snapshot)) {
       const absl::Time start = absl::Now();
@@ -188,7 +193,7 @@ absl::Status Member::ProcessReadies() {
       persist_stats_.entries += rd.entries.size();
       persist_stats_.save_micros.Record(static_cast<uint64_t>(std::max<int64_t>(0, micros)));
     }
-    // 2. Send.
+    // 2. Send (what was not sent already).
     if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
     // 3. Apply.
     if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;

@@ -134,6 +134,18 @@ void Peer::ProcessReadyThenCrash() {
   Crash();
 }
 
+std::vector<Message> Peer::SendReadyThenCrash() {
+  std::vector<Message> out;
+  if (node_->HasReady()) {
+    Ready rd = node_->GetReady();
+    // Only what the Ready allows out before its persist leaves; the rest
+    // of it is lost with the crash.
+    if (rd.send_before_persist) out = std::move(rd.messages);
+  }
+  Crash();
+  return out;
+}
+
 void Peer::ApplyEntry(const Entry& e) {
   if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
     ConfChange cc;

@@ -74,6 +74,10 @@ class Peer {
   std::vector<Message> ProcessReady();
   // Like ProcessReady, but crash after persisting and before sending.
   void ProcessReadyThenCrash();
+  // Takes the next Ready, sends what it allows to be sent before it is
+  // persisted (Ready::send_before_persist), and crashes before persisting
+  // anything: the returned messages are for the network.
+  std::vector<Message> SendReadyThenCrash();
 
   // Snapshot the state machine at its applied index and drop log entries
   // before it. REQUIRES: running.

@@ -464,5 +464,55 @@ TEST(RawNodeTest, StepRejectsLocalAndUnknownPeerMessages) {
   EXPECT_FALSE(t.node().HasReady());
 }
 
+// Only a leader whose term and vote are already durable may send before
+// persisting (raft/ready.h): a candidate's vote request, a voter's grant and
+// a follower's acknowledgement promise what their persist makes true.
+TEST(RawNodeTest, OnlyAnEstablishedLeaderMaySendBeforePersisting) {
+  TestNode leader(1, {1, 2, 3});
+  TestNode follower(2, {1, 2, 3});
+
+  ASSERT_TRUE(leader.node().Campaign().ok());
+  Ready rd = leader.Handle();
+  ASSERT_FALSE(rd.messages.empty());  // the vote requests
+  EXPECT_FALSE(rd.send_before_persist) << "a candidate's new term and vote";
+
+  Message vote;
+  for (const Message& m : rd.messages) {
+    if (m.to() == 2) vote = m;
+  }
+  ASSERT_EQ(vote.type(), raftpb::MSG_VOTE);
+  ASSERT_TRUE(follower.node().Step(vote).ok());
+  rd = follower.Handle();
+  ASSERT_EQ(rd.messages.size(), 1u);
+  EXPECT_EQ(rd.messages[0].type(), raftpb::MSG_VOTE_RESP);
+  EXPECT_FALSE(rd.send_before_persist) << "a voter's grant";
+
+  ASSERT_TRUE(leader.node().Step(rd.messages[0]).ok());
+  ASSERT_EQ(leader.node().raft().state(), StateType::kLeader);
+  rd = leader.Handle();
+  ASSERT_FALSE(rd.entries.empty());  // the new term's empty entry
+  ASSERT_FALSE(rd.messages.empty());
+  EXPECT_TRUE(rd.send_before_persist) << "a leader replicating its own log";
+
+  Message app;
+  for (const Message& m : rd.messages) {
+    if (m.to() == 2) app = m;
+  }
+  ASSERT_EQ(app.type(), raftpb::MSG_APP);
+  ASSERT_TRUE(follower.node().Step(app).ok());
+  rd = follower.Handle();
+  ASSERT_FALSE(rd.entries.empty());
+  ASSERT_EQ(rd.messages.size(), 1u);
+  EXPECT_EQ(rd.messages[0].type(), raftpb::MSG_APP_RESP);
+  EXPECT_FALSE(rd.send_before_persist) << "a follower's acknowledgement";
+
+  // The leader counts the follower's acknowledgement and commits; its
+  // commit index alone changed in its hard state.
+  ASSERT_TRUE(leader.node().Step(rd.messages[0]).ok());
+  ASSERT_TRUE(leader.node().Propose("x").ok());
+  rd = leader.Handle();
+  EXPECT_TRUE(rd.send_before_persist);
+}
+
 }  // namespace
 }  // namespace arbiter::raft

@@ -361,12 +361,19 @@ void Simulation::CrashLeader() {
 }
 
 void Simulation::Crash(Peer& p) {
-  // Either between steps (everything since the last Ready is lost), or
-  // after persisting a Ready but before sending its messages.
-  if (rng_.Uniform(2) == 0) {
-    p.ProcessReadyThenCrash();
-  } else {
-    p.Crash();
+  // Between steps (everything since the last Ready is lost), after
+  // persisting a Ready but before sending its messages, or (a leader's)
+  // after sending a Ready's messages but before persisting it.
+  switch (rng_.Uniform(3)) {
+    case 0:
+      p.ProcessReadyThenCrash();
+      break;
+    case 1:
+      net_->Enqueue(p.SendReadyThenCrash());
+      break;
+    default:
+      p.Crash();
+      break;
   }
   crashed_at_[p.id()] = step_;
   for (auto it = pending_writes_.begin(); it != pending_writes_.end();) {
