@@ -4,6 +4,9 @@ namespace arbiter::kv {
 
 absl::Status ErrEmptyKey() { return absl::InvalidArgumentError("etcdserver: key is not provided"); }
 absl::Status ErrKeyNotFound() { return absl::InvalidArgumentError("etcdserver: key not found"); }
+absl::Status ErrInvalidSortOption() {
+  return absl::InvalidArgumentError("etcdserver: invalid sort option");
+}
 absl::Status ErrValueProvided() {
   return absl::InvalidArgumentError("etcdserver: value is provided");
 }

@@ -16,8 +16,12 @@
 namespace arbiter::kv {
 
 // InvalidArgument.
-absl::Status ErrEmptyKey();       // "etcdserver: key is not provided"
-absl::Status ErrKeyNotFound();    // "etcdserver: key not found"
+absl::Status ErrEmptyKey();     // "etcdserver: key is not provided"
+absl::Status ErrKeyNotFound();  // "etcdserver: key not found"
+// "etcdserver: invalid sort option": an unknown sort target, which etcd 3.4
+// does not check (its server panics sorting with it) and etcd 3.5 refuses
+// with this error.
+absl::Status ErrInvalidSortOption();
 absl::Status ErrValueProvided();  // "etcdserver: value is provided"
 absl::Status ErrLeaseProvided();  // "etcdserver: lease is provided"
 absl::Status ErrTooManyOps();     // "etcdserver: too many operations in txn request"

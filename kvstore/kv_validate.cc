@@ -116,6 +116,9 @@ absl::Status CheckTxnOps(const TxnRequest& r, int max_txn_ops) {
 
 absl::Status ValidateRange(const etcdserverpb::RangeRequest& r) {
   if (r.key().empty()) return ErrEmptyKey();
+  if (!etcdserverpb::RangeRequest::SortTarget_IsValid(r.sort_target())) {
+    return ErrInvalidSortOption();
+  }
   return absl::OkStatus();
 }
 
