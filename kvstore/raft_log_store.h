@@ -50,7 +50,7 @@ class RaftLogStore : public raft::Storage {
     // Bytes of the most recent entries kept in memory, so that a leader
     // feeding a follower that lags a little reads no disk. Older entries
     // are read from LevelDB. (Terms of all entries are always in memory.)
-    uint64_t entry_cache_bytes = 16 << 20;
+    uint64_t entry_cache_bytes = 4 << 20;
   };
 
   // Opens (or creates) the store in dir, validating it (see above).
