@@ -14,6 +14,9 @@
 namespace arbiter::server {
 namespace {
 
+// Threads a gRPC server keeps waiting for requests once they are idle.
+constexpr int kMaxIdlePollers = 256;
+
 void Log(raft::Logger* logger, raft::LogLevel level, const std::string& msg) {
   if (logger->Enabled(level)) logger->Log(level, msg);
 }
@@ -127,6 +130,7 @@ absl::Status ArbiterServer::StartPeerServer() {
                        grpc::InsecureServerCredentials(), &ports[i]);
   }
   ConfigurePeerServer(PeerTransportOptions(), &b);
+  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
   b.RegisterService(transport_->service());
   peer_server_ = b.BuildAndStart();
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -152,6 +156,10 @@ absl::Status ArbiterServer::StartClientServer() {
   b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   b.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Handlers block until their proposal or read is done: keep the threads
+  // that ran them polling instead of retiring all but two and starting new
+  // ones for the next requests (gRPC's default).
+  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
   // etcd receives requests up to 1.5 MiB + 512 KiB and sends without limit.
   b.SetMaxReceiveMessageSize(2 * 1024 * 1024);
   b.SetMaxSendMessageSize(-1);
