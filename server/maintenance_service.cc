@@ -103,10 +103,17 @@ grpc::Status MaintenanceService::Defragment(grpc::ServerContext*,
 }
 
 grpc::Status MaintenanceService::Hash(grpc::ServerContext*, const etcdserverpb::HashRequest*,
-                                      etcdserverpb::HashResponse*) {
-  // etcd hashes its whole B+tree file, which has no counterpart here;
-  // HashKV compares members' key-value histories.
-  return NotServed("/etcdserverpb.Maintenance/Hash");
+                                      etcdserverpb::HashResponse* resp) {
+  // etcd hashes its whole backend file, which has no counterpart here: the
+  // digest is HashKV's at the current revision, which members that applied
+  // the same log agree on (its value is not etcd's Hash).
+  uint32_t hash = 0;
+  int64_t compact = 0;
+  absl::Status s = store_->HashKv(0, &hash, &compact);
+  if (!s.ok()) return etcd::FromStatus(s);
+  FillHeader(server_, store_, resp->mutable_header());
+  resp->set_hash(hash);
+  return grpc::Status::OK;
 }
 
 grpc::Status MaintenanceService::Snapshot(grpc::ServerContext*,

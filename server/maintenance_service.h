@@ -1,14 +1,15 @@
 // etcdserverpb.Maintenance and etcdserverpb.Cluster on the client port, as
-// far as they describe the member and the cluster: Status, HashKV,
-// MoveLeader, Alarm (no alarms are raised yet, so GET answers none),
-// Defragment and MemberList.
+// far as they describe the member and the cluster: Status, HashKV, Hash
+// (HashKV's digest at the current revision: etcd's digests its backend
+// file, which has no counterpart here), MoveLeader, Alarm (no alarms are
+// raised yet, so GET answers none), Defragment and MemberList.
 //
 // Defragment succeeds without doing anything: etcd rewrites its B+tree file
 // to give back the pages of compacted revisions, while LevelDB drops deleted
 // entries in its own background compactions. Membership changes are not
 // served yet: MemberRemove, MemberUpdate and MemberPromote of an ID that is
 // not a member fail as etcd's do ("etcdserver: member not found"), and
-// otherwise, like MemberAdd, Hash and Snapshot, answer UNIMPLEMENTED naming
+// otherwise, like MemberAdd and Snapshot, answer UNIMPLEMENTED naming
 // the method, as methods of services not registered at all do.
 //
 // Thread safety: gRPC calls the handlers from many threads; they read the

@@ -438,6 +438,21 @@ TEST(BadInputTest, ArbiterAnswersAsEtcdAndAppliesNothingRejected) {
   ASSERT_TRUE(all_equal(etcd_hashes));
   ASSERT_TRUE(all_equal(arbiter_hashes));
   EXPECT_EQ(arbiter_hashes[0], etcd_hashes[0]);
+
+  // Maintenance.Hash: Arbiter's members agree (its value is not etcd's).
+  std::vector<uint32_t> whole;
+  for (const TestMember& m : (*arbiter)->members()) {
+    Stubs stubs(m.client_endpoint);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    etcdserverpb::HashResponse resp;
+    grpc::Status s = stubs.maintenance()->Hash(&ctx, etcdserverpb::HashRequest(), &resp);
+    ASSERT_TRUE(s.ok()) << m.name << ": " << s.error_message();
+    EXPECT_GT(resp.header().revision(), 1);
+    whole.push_back(resp.hash());
+  }
+  EXPECT_TRUE(all_equal(whole));
+  EXPECT_NE(whole[0], 0u);
 }
 
 }  // namespace
