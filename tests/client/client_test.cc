@@ -26,36 +26,13 @@ namespace {
 using ::arbiter::testing::ClusterKind;
 using ::arbiter::testing::TestCluster;
 
-std::vector<ClusterKind> Kinds() {
-  return {::arbiter::testing::EtcdClusterKind(), ::arbiter::testing::ArbiterClusterKind()};
-}
-
-// One cluster per kind for the tests that do not disturb it.
-TestCluster* SharedCluster(const ClusterKind& kind) {
-  static auto* clusters = new std::map<std::string, std::unique_ptr<TestCluster>>();
-  static const bool cleanup = [] {
-    std::atexit([] { clusters->clear(); });
-    return true;
-  }();
-  (void)cleanup;
-  auto it = clusters->find(kind.name);
-  if (it == clusters->end()) {
-    absl::StatusOr<std::unique_ptr<TestCluster>> started = kind.start(3);
-    if (!started.ok()) {
-      ADD_FAILURE() << started.status();
-      return nullptr;
-    }
-    it = clusters->emplace(kind.name, *std::move(started)).first;
-  }
-  return it->second.get();
-}
-
 class ClientTest : public ::testing::TestWithParam<ClusterKind> {
  protected:
   void SetUp() override {
     if (!GetParam().unavailable_reason.empty()) GTEST_SKIP() << GetParam().unavailable_reason;
-    cluster_ = SharedCluster(GetParam());
-    ASSERT_NE(cluster_, nullptr);
+    absl::StatusOr<TestCluster*> cluster = ::arbiter::testing::SharedCluster(GetParam());
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *cluster;
     ClientOptions options;
     // The http:// form for one endpoint, the bare form for the others.
     for (const std::string& e : cluster_->ClientEndpoints()) options.endpoints.push_back(e);
@@ -336,7 +313,7 @@ TEST_P(ClientTest, WithoutALeaderRequestsWaitForOne) {
   EXPECT_TRUE(late.ok()) << late.error_code() << ": " << late.error_message();
 }
 
-INSTANTIATE_TEST_SUITE_P(Cluster, ClientTest, ::testing::ValuesIn(Kinds()),
+INSTANTIATE_TEST_SUITE_P(Cluster, ClientTest, ::testing::ValuesIn(::arbiter::testing::AllKinds()),
                          [](const ::testing::TestParamInfo<ClusterKind>& info) {
                            return info.param.name;
                          });

@@ -30,36 +30,13 @@ namespace {
 using ::arbiter::testing::ClusterKind;
 using ::arbiter::testing::TestCluster;
 
-std::vector<ClusterKind> Kinds() {
-  return {::arbiter::testing::EtcdClusterKind(), ::arbiter::testing::ArbiterClusterKind()};
-}
-
-// One cluster per kind; the test that kills a member restarts it.
-TestCluster* SharedCluster(const ClusterKind& kind) {
-  static auto* clusters = new std::map<std::string, std::unique_ptr<TestCluster>>();
-  static const bool cleanup = [] {
-    std::atexit([] { clusters->clear(); });
-    return true;
-  }();
-  (void)cleanup;
-  auto it = clusters->find(kind.name);
-  if (it == clusters->end()) {
-    absl::StatusOr<std::unique_ptr<TestCluster>> started = kind.start(3);
-    if (!started.ok()) {
-      ADD_FAILURE() << started.status();
-      return nullptr;
-    }
-    it = clusters->emplace(kind.name, *std::move(started)).first;
-  }
-  return it->second.get();
-}
-
 class LeaseTest : public ::testing::TestWithParam<ClusterKind> {
  protected:
   void SetUp() override {
     if (!GetParam().unavailable_reason.empty()) GTEST_SKIP() << GetParam().unavailable_reason;
-    cluster_ = SharedCluster(GetParam());
-    ASSERT_NE(cluster_, nullptr);
+    absl::StatusOr<TestCluster*> cluster = ::arbiter::testing::SharedCluster(GetParam());
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *cluster;
     client_ = MakeClient();
     ASSERT_NE(client_, nullptr);
     prefix_ = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "/");
@@ -376,7 +353,7 @@ TEST_P(LeaseTest, ElectionCampaignProclaimObserveResign) {
   EXPECT_TRUE(coordinator.Resign(*next).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Cluster, LeaseTest, ::testing::ValuesIn(Kinds()),
+INSTANTIATE_TEST_SUITE_P(Cluster, LeaseTest, ::testing::ValuesIn(::arbiter::testing::AllKinds()),
                          [](const ::testing::TestParamInfo<ClusterKind>& info) {
                            return info.param.name;
                          });

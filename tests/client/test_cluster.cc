@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -196,6 +198,24 @@ ClusterKind EtcdClusterKind() {
 
 ClusterKind ArbiterClusterKind() {
   return ProcessClusterKind("arbiter", ARBITERD_PATH, absl::StrCat(ARBITERD_PATH, " is not built"));
+}
+
+std::vector<ClusterKind> AllKinds() { return {EtcdClusterKind(), ArbiterClusterKind()}; }
+
+absl::StatusOr<TestCluster*> SharedCluster(const ClusterKind& kind) {
+  static auto* clusters = new std::map<std::string, std::unique_ptr<TestCluster>>();
+  static const bool cleanup = [] {
+    std::atexit([] { clusters->clear(); });
+    return true;
+  }();
+  (void)cleanup;
+  auto it = clusters->find(kind.name);
+  if (it == clusters->end()) {
+    absl::StatusOr<std::unique_ptr<TestCluster>> started = kind.start(3);
+    if (!started.ok()) return started.status();
+    it = clusters->emplace(kind.name, *std::move(started)).first;
+  }
+  return it->second.get();
 }
 
 }  // namespace arbiter::testing

@@ -59,6 +59,15 @@ ClusterKind EtcdClusterKind();
 // started with the same flags as etcd's.
 ClusterKind ArbiterClusterKind();
 
+// Both kinds, the reference (etcd) first.
+std::vector<ClusterKind> AllKinds();
+
+// One 3-member cluster per kind, started on first use and stopped when the
+// process exits, for the tests of one binary that leave it as they found
+// it (a test that kills a member restarts it). Not thread-safe: call from
+// the test thread.
+absl::StatusOr<TestCluster*> SharedCluster(const ClusterKind& kind);
+
 }  // namespace arbiter::testing
 
 #endif  // ARBITER_TESTS_CLIENT_TEST_CLUSTER_H_

@@ -32,29 +32,6 @@ using ::arbiter::testing::ClusterKind;
 using ::arbiter::testing::TestCluster;
 using etcdserverpb::WatchResponse;
 
-std::vector<ClusterKind> Kinds() {
-  return {::arbiter::testing::EtcdClusterKind(), ::arbiter::testing::ArbiterClusterKind()};
-}
-
-TestCluster* SharedCluster(const ClusterKind& kind) {
-  static auto* clusters = new std::map<std::string, std::unique_ptr<TestCluster>>();
-  static const bool cleanup = [] {
-    std::atexit([] { clusters->clear(); });
-    return true;
-  }();
-  (void)cleanup;
-  auto it = clusters->find(kind.name);
-  if (it == clusters->end()) {
-    absl::StatusOr<std::unique_ptr<TestCluster>> started = kind.start(3);
-    if (!started.ok()) {
-      ADD_FAILURE() << started.status();
-      return nullptr;
-    }
-    it = clusters->emplace(kind.name, *std::move(started)).first;
-  }
-  return it->second.get();
-}
-
 TEST(WatchOptionsTest, PrefixRangeEnd) {
   EXPECT_EQ(PrefixRangeEnd("abc"), "abd");
   EXPECT_EQ(PrefixRangeEnd(std::string("a\xff", 2)), "b");
@@ -229,8 +206,9 @@ class WatchTest : public ::testing::TestWithParam<ClusterKind> {
  protected:
   void SetUp() override {
     if (!GetParam().unavailable_reason.empty()) GTEST_SKIP() << GetParam().unavailable_reason;
-    cluster_ = SharedCluster(GetParam());
-    ASSERT_NE(cluster_, nullptr);
+    absl::StatusOr<TestCluster*> cluster = ::arbiter::testing::SharedCluster(GetParam());
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    cluster_ = *cluster;
     ClientOptions options;
     options.endpoints = cluster_->ClientEndpoints();
     absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
@@ -428,7 +406,7 @@ TEST_P(WatchTest, CancelStopsEventsAndProgressReportsTheRevision) {
   EXPECT_EQ(progress->watch_id(), kept->id());
 }
 
-INSTANTIATE_TEST_SUITE_P(Cluster, WatchTest, ::testing::ValuesIn(Kinds()),
+INSTANTIATE_TEST_SUITE_P(Cluster, WatchTest, ::testing::ValuesIn(::arbiter::testing::AllKinds()),
                          [](const ::testing::TestParamInfo<ClusterKind>& info) {
                            return info.param.name;
                          });
