@@ -53,11 +53,19 @@ void KvService::FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision) {
 // etcd resends a read's ReadIndex until a leader confirms it or its request
 // timeout passes ("etcdserver: request timed out"); the member refuses at
 // once while no leader is known, so the refusal is retried here.
-grpc::Status KvService::WaitReadable(absl::Time deadline) {
+// When the deadline that passed is the client's own, the answer is the
+// client's: "context deadline exceeded", which its own timer reports a
+// moment later anyway (an answer sent at that instant would otherwise race
+// with it); when the server's request timeout passed first, etcd's
+// "etcdserver: request timed out".
+grpc::Status KvService::WaitReadable(absl::Time deadline, absl::Time client_deadline) {
   for (;;) {
     absl::Status s = server_->member()->ReadIndex(deadline);
+    if (IsTimeout(s) && deadline >= client_deadline) return ErrProposalDeadline();
     if (!IsNoLeader(s)) return etcd::FromMemberError(s);
-    if (!PauseBeforeRetry(deadline)) return etcd::ErrTimeout();
+    if (!PauseBeforeRetry(deadline)) {
+      return deadline >= client_deadline ? ErrProposalDeadline() : etcd::ErrTimeout();
+    }
   }
 }
 
@@ -90,7 +98,10 @@ grpc::Status KvService::Range(grpc::ServerContext* ctx, const etcdserverpb::Rang
   if (absl::Status s = kv::ValidateRange(*req); !s.ok()) return etcd::FromStatus(s);
   if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
   if (!req->serializable()) {
-    if (grpc::Status s = WaitReadable(RequestDeadline(ctx, timeout_)); !s.ok()) return s;
+    const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
+    if (grpc::Status s = WaitReadable(RequestDeadline(ctx, timeout_), client_deadline); !s.ok()) {
+      return s;
+    }
   }
   if (absl::Status s = kv_->Range(*req, resp); !s.ok()) return etcd::FromStatus(s);
   FillHeader(resp->mutable_header(), resp->header().revision());

@@ -78,8 +78,10 @@ class KvService final : public etcdserverpb::KV::Service {
                      absl::Time deadline);
 
  private:
-  // Waits until a linearizable read may be served here.
-  grpc::Status WaitReadable(absl::Time deadline);
+  // Waits until a linearizable read may be served here, at most until
+  // deadline (client_deadline: the client's own, if known).
+  grpc::Status WaitReadable(absl::Time deadline,
+                            absl::Time client_deadline = absl::InfiniteFuture());
   void FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision);
 
   ArbiterServer* const server_;
