@@ -17,7 +17,8 @@
 // log-linear histogram, errors by gRPC code and, given the servers' PIDs,
 // the CPU time they used over the measured phase.
 //
-// This file: the key-value workloads and the command line.
+// This file: the paced and failover key-value workloads and the command
+// line; kv_async.cc: the closed-loop key-value workloads.
 #include <signal.h>
 
 #include <atomic>
@@ -106,6 +107,9 @@ grpc::Status RunOp(const Options& o, etcdserverpb::KV::Stub* kv, int64_t n, absl
 }  // namespace
 
 int RunKv(const Options& o) {
+  // Closed loops need no thread per client (kv_async.cc); paced loops and
+  // the failover's per-client bookkeeping keep the blocking clients.
+  if (o.rate <= 0 && o.workload != "failover") return RunKvAsync(o);
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs;
   for (const auto& ch : MakeChannels(o)) stubs.push_back(etcdserverpb::KV::NewStub(ch));
   const std::string value(o.val_size, 'v');

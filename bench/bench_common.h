@@ -83,6 +83,8 @@ void PrintReport(const Options& o, const Report& r);
 
 // The workloads; each returns the process exit code (0: success).
 int RunKv(const Options& o);  // put, range, txn-put, mixed, failover
+// The closed-loop put, range, txn-put and mixed, on gRPC's callback API.
+int RunKvAsync(const Options& o);
 int RunWatch(const Options& o);
 int RunLeaseKeepAlive(const Options& o);
 
