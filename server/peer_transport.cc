@@ -284,6 +284,16 @@ class PeerTransport::Sender {
 // Service: what peers call.
 // ---------------------------------------------------------------------------
 
+// Messages a follower passes on to the leader it knows with their
+// proposer's id kept (raft_follower.cc), so they may come from another
+// member than the sender when a stale follower forwards to a follower that
+// forwards again. Everything else is written by the sender itself.
+namespace {
+bool IsForwarded(raft::MessageType t) {
+  return t == raftpb::MSG_PROP || t == raftpb::MSG_READ_INDEX || t == raftpb::MSG_TRANSFER_LEADER;
+}
+}  // namespace
+
 class PeerTransport::Service final : public peerpb::RaftPeer::Service {
  public:
   explicit Service(PeerTransport* t) : t_(t) {}
@@ -299,7 +309,7 @@ class PeerTransport::Service final : public peerpb::RaftPeer::Service {
       std::vector<raft::Message> msgs;
       msgs.reserve(batch.messages_size());
       for (raft::Message& m : *batch.mutable_messages()) {
-        if (m.from() != batch.from() || m.to() != batch.to()) {
+        if (m.to() != batch.to() || (m.from() != batch.from() && !IsForwarded(m.type()))) {
           t_->CountRefused();
           return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                               "message addressed differently from its batch");

@@ -138,6 +138,34 @@ TEST(PeerTransportTest, SnapshotTravelsInChunksAndIsReportedFinished) {
   EXPECT_EQ(a.handler.snap_status()[0].second, raft::SnapshotStatus::kFinish);
 }
 
+// A follower with a stale idea of the leader forwards a proposal to another
+// follower, which forwards it again to the leader with the proposer's id
+// kept: the leader must take it (and the stream must stay up), while a
+// message the sender writes itself must carry the sender's id.
+TEST(PeerTransportTest, TakesMessagesForwardedForAnotherMemberOnly) {
+  Endpoint leader(7, 1), relay(7, 2);
+  leader.transport->AddPeer(2, relay.address());
+  relay.transport->AddPeer(1, leader.address());
+  std::vector<raft::Message> forwarded;
+  for (raftpb::MessageType t :
+       {raftpb::MSG_PROP, raftpb::MSG_READ_INDEX, raftpb::MSG_TRANSFER_LEADER}) {
+    raft::Message m;
+    m.set_type(t);
+    m.set_from(3);
+    m.set_to(1);
+    forwarded.push_back(m);
+  }
+  relay.transport->Send(forwarded);
+  relay.transport->Send({Msg(2, 1, 7)});
+  ASSERT_TRUE(WaitFor([&] { return leader.handler.received().size() == 4; }));
+  EXPECT_EQ(leader.handler.received()[0].from(), 3u);
+  EXPECT_EQ(leader.transport->refused_batches(), 0u);
+  // An append claiming to be from member 3 is refused with its batch.
+  relay.transport->Send({Msg(3, 1, 8)});
+  ASSERT_TRUE(WaitFor([&] { return leader.transport->refused_batches() == 1; }));
+  EXPECT_EQ(leader.handler.received().size(), 4u);
+}
+
 TEST(PeerTransportTest, RefusesAnotherClusterAndUnknownMembers) {
   Endpoint member(7, 1), stranger(8, 2), unknown(7, 3);
   member.transport->AddPeer(2, stranger.address());  // known id, wrong cluster
