@@ -231,6 +231,7 @@ void Raft::Reset(uint64_t term) {
   pending_read_index_messages_.clear();
   leader_ticks_ = 0;
   timeout_now_sent_ = false;
+  leader_lost_ = false;
 }
 
 void Raft::BecomeFollower(uint64_t term, uint64_t lead) {
@@ -300,6 +301,12 @@ void Raft::Hup(CampaignType t) {
     return;
   }
   RLOG(kInfo, "is starting a new election at term %d", term_);
+  if (leader_lost_) {
+    // The short delay has served its purpose; should this campaign fail,
+    // the next one waits a full randomized timeout as usual.
+    leader_lost_ = false;
+    ResetRandomizedElectionTimeout();
+  }
   Campaign(t);
 }
 
@@ -434,8 +441,8 @@ absl::Status Raft::Step(Message m) {
   } else if (m.term() > term_) {
     if (type == raftpb::MSG_VOTE || type == raftpb::MSG_PRE_VOTE) {
       const bool force = m.context() == kCampaignTransfer;
-      const bool in_lease =
-          config_.check_quorum && lead_ != kNone && election_elapsed_ < election_timeout_;
+      const bool in_lease = config_.check_quorum && lead_ != kNone && !leader_lost_ &&
+                            election_elapsed_ < election_timeout_;
       if (!force && in_lease) {
         // Thesis §4.2.3: a server that hears from a current leader within the
         // minimum election timeout neither updates its term nor votes, so a

@@ -69,6 +69,12 @@ struct Config {
   bool disable_proposal_forwarding = false;
   // A leader removed from the configuration (or demoted) steps down.
   bool step_down_on_removal = true;
+  // What a follower does when told its leader's connection was closed
+  // (Raft::ConnectionLost): it stops honouring the leader's lease and
+  // campaigns (pre-vote first) after a short randomized delay instead of a
+  // full election timeout. Ignored with ReadOnlyOption::kLeaseBased, whose
+  // reads rely on followers honouring the lease until it runs out.
+  bool campaign_on_leader_loss = true;
   // Source of the election timeout jitter. Not owned. REQUIRES: non-null.
   Rand* rand = nullptr;
   // Not owned; nullptr logs nothing.
@@ -102,6 +108,14 @@ class Raft {
   absl::Status Step(Message m);
   // Advances time by one tick.
   void Tick();
+  // The transport saw the connection from node id closed by id's end (its
+  // process exited, or it closed the connection): evidence, not proof, that
+  // id is gone. A follower whose leader is id stops honouring its lease
+  // (grants pre-votes and votes to others) and campaigns within
+  // LeaderLossDelayBound() ticks; hearing from the leader again undoes
+  // both. Safety does not depend on the evidence: a wrong report on one
+  // follower of a healthy cluster costs a pre-vote round the others refuse.
+  void ConnectionLost(uint64_t id);
 
   // ---- State read by RawNode and tests ----
   uint64_t id() const { return id_; }
@@ -118,6 +132,13 @@ class Raft {
   const ProgressTracker& tracker() const { return trk_; }
   int election_elapsed() const { return election_elapsed_; }
   int randomized_election_timeout() const { return randomized_election_timeout_; }
+  // Whether this follower was told its leader's connection closed and has
+  // not heard from it since.
+  bool leader_lost() const { return leader_lost_; }
+  // A follower told its leader is gone campaigns after a delay drawn
+  // uniformly from [1, LeaderLossDelayBound()] ticks: a third of the
+  // election timeout, clamped to [2, 5].
+  int LeaderLossDelayBound() const;
   uint64_t pending_conf_index() const { return pending_conf_index_; }
   uint64_t uncommitted_size() const { return uncommitted_size_; }
   const Config& config() const { return config_; }
@@ -208,6 +229,9 @@ class Raft {
   bool IncreaseUncommittedSize(const std::vector<Entry>& ents);
 
   // ---- Follower (raft_follower.cc) ----
+  // A message from the leader of our term arrived: restart the election
+  // clock and (if it was thought lost) trust the leader's lease again.
+  void HeardFromLeader(uint64_t lead);
   // Takes the entries out of m.
   void HandleAppendEntries(Message& m);
   void HandleHeartbeat(const Message& m);
@@ -260,7 +284,11 @@ class Raft {
   int heartbeat_timeout_;
   int election_timeout_;
   // In [election_timeout_, 2 * election_timeout_); redrawn at each Reset.
+  // Shortened while leader_lost_.
   int randomized_election_timeout_ = 0;
+  // Follower only: the transport reported the connection from lead_ closed
+  // and nothing has been heard from lead_ since. The lease is not honoured.
+  bool leader_lost_ = false;
 
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;

@@ -1,5 +1,6 @@
 // The follower and candidate roles: accepting entries, heartbeats and
 // snapshots from a leader, vote counting, and configuration switches.
+#include <algorithm>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -93,18 +94,15 @@ absl::Status Raft::StepFollower(Message& m) {
       Send(std::move(m));
       break;
     case raftpb::MSG_APP:
-      election_elapsed_ = 0;
-      lead_ = m.from();
+      HeardFromLeader(m.from());
       HandleAppendEntries(m);
       break;
     case raftpb::MSG_HEARTBEAT:
-      election_elapsed_ = 0;
-      lead_ = m.from();
+      HeardFromLeader(m.from());
       HandleHeartbeat(m);
       break;
     case raftpb::MSG_SNAP:
-      election_elapsed_ = 0;
-      lead_ = m.from();
+      HeardFromLeader(m.from());
       HandleSnapshot(m);
       break;
     case raftpb::MSG_TRANSFER_LEADER:
@@ -145,6 +143,48 @@ absl::Status Raft::StepFollower(Message& m) {
       break;
   }
   return absl::OkStatus();
+}
+
+void Raft::HeardFromLeader(uint64_t lead) {
+  election_elapsed_ = 0;
+  lead_ = lead;
+  if (leader_lost_) {
+    // The connection report was wrong or the leader reconnected: back to
+    // the normal lease and timeout.
+    RLOG(kInfo, "heard from leader %x again at term %d", lead, term_);
+    leader_lost_ = false;
+    ResetRandomizedElectionTimeout();
+  }
+}
+
+int Raft::LeaderLossDelayBound() const {
+  // A third of the election timeout, between 2 and 5 ticks. The spread only
+  // has to separate the survivors' campaigns by more than a pre-vote and
+  // vote round trip, and their tick clocks are not aligned to begin with;
+  // a few ticks do that for any timeout, and a longer delay buys nothing.
+  return std::clamp(election_timeout_ / 3, 2, 5);
+}
+
+void Raft::ConnectionLost(uint64_t id) {
+  // Only a follower's own leader matters, once: a candidate has no lease
+  // to drop, and a repeated report must not redraw (and so lengthen or
+  // re-randomize) the delay already chosen.
+  if (!config_.campaign_on_leader_loss || state_ != StateType::kFollower || id == kNone ||
+      id != lead_ || leader_lost_) {
+    return;
+  }
+  // Lease-based reads on the leader rely on this follower refusing votes
+  // until the lease runs out, whatever it believes about the leader.
+  if (read_only_.option() == ReadOnlyOption::kLeaseBased) return;
+  leader_lost_ = true;
+  // A randomized delay, so that the followers that all saw the leader's
+  // connection close rarely campaign at once and split the vote; at least
+  // two choices even for tiny election timeouts.
+  const int delay =
+      1 + static_cast<int>(rand_->Uniform(static_cast<uint64_t>(LeaderLossDelayBound())));
+  randomized_election_timeout_ = std::min(randomized_election_timeout_, election_elapsed_ + delay);
+  RLOG(kInfo, "lost the connection from leader %x at term %d; campaigning within %d ticks", id,
+       term_, randomized_election_timeout_ - election_elapsed_);
 }
 
 void Raft::HandleAppendEntries(Message& m) {

@@ -91,6 +91,10 @@ class RawNode {
   void TransferLeader(uint64_t transferee);
   // The transport could not deliver to id.
   void ReportUnreachable(uint64_t id);
+  // The connection from id was closed by id's end (Raft::ConnectionLost):
+  // if id is this follower's leader, it campaigns soon instead of waiting
+  // out a full election timeout.
+  void ReportConnectionLost(uint64_t id) { raft_.ConnectionLost(id); }
   // The outcome of sending a snapshot to id.
   void ReportSnapshot(uint64_t id, SnapshotStatus status);
 

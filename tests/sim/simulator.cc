@@ -42,6 +42,7 @@ class Simulation {
   void CrashNode();
   void CrashLeader();
   void Crash(Peer& p);
+  void FalseConnectionLoss();
   void RestartNode(bool any);
   void Transfer();
   void ChangeMembership();
@@ -228,6 +229,7 @@ void Simulation::RandomEvent(int step) {
       {8, &Simulation::Heal},
       {1, &Simulation::CrashNode},
       {1, &Simulation::CrashLeader},
+      {1, &Simulation::FalseConnectionLoss},
       {4, &Simulation::Compact},
       {1, &Simulation::Transfer},
       {2, &Simulation::ChangeMembership},
@@ -385,6 +387,24 @@ void Simulation::Crash(Peer& p) {
   checker_.OnRestart(p.id());
   ++result_.crashes;
   Log(absl::StrCat("crash ", p.id()));
+  // A crashed process's connections close, and the others' transports
+  // report it (most of the time: a report may be lost or late).
+  for (uint64_t id : Running()) {
+    if (Chance(0.8)) net_->peer(id).node().ReportConnectionLost(p.id());
+  }
+}
+
+void Simulation::FalseConnectionLoss() {
+  // A connection closed for another reason than a crash (a reconnect, a
+  // proxy): a running node is told a running peer is gone. It must not
+  // matter for safety.
+  std::vector<uint64_t> r = Running();
+  if (r.size() < 2) return;
+  const uint64_t to = Pick(r);
+  const uint64_t about = Pick(r);
+  if (to == about) return;
+  net_->peer(to).node().ReportConnectionLost(about);
+  Log(absl::StrCat("tell ", to, " the connection from ", about, " closed"));
 }
 
 void Simulation::RestartNode(bool any) {
