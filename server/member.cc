@@ -258,6 +258,15 @@ void Member::OnUnreachable(uint64_t peer) {
   inbox_cv_.Signal();
 }
 
+void Member::OnConnectionLost(uint64_t peer) {
+  absl::MutexLock l(&inbox_mu_);
+  if (closed_) return;
+  // Where it falls among the messages: the loop steps it after what the
+  // peer sent before closing and before anything that arrived after.
+  inbox_->connection_lost.emplace_back(peer, inbox_->messages.size());
+  inbox_cv_.Signal();
+}
+
 void Member::OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) {
   absl::MutexLock l(&inbox_mu_);
   if (closed_) return;

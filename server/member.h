@@ -180,6 +180,7 @@ class Member final : public TransportHandler {
   void OnMessages(std::vector<raft::Message> msgs) override;
   void OnUnreachable(uint64_t peer) override;
   void OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) override;
+  void OnConnectionLost(uint64_t peer) override;
 
  private:
   struct Waiter;

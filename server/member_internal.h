@@ -72,13 +72,15 @@ struct Member::Inbox {
   std::vector<Request> others;  // conf changes, transfers, queries
   std::vector<uint64_t> unreachable;
   std::vector<std::pair<uint64_t, raft::SnapshotStatus>> snapshot_status;
+  // (peer, how many of messages arrived before the report), in order.
+  std::vector<std::pair<uint64_t, size_t>> connection_lost;
   bool stop = false;  // graceful
   bool kill = false;  // abrupt
 
   size_t requests() const { return proposals.size() + reads.size() + others.size(); }
   bool Empty() const {
     return messages.empty() && requests() == 0 && unreachable.empty() && snapshot_status.empty() &&
-           !stop && !kill;
+           connection_lost.empty() && !stop && !kill;
   }
 };
 

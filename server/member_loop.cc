@@ -77,10 +77,17 @@ void Member::HandleInbox(Inbox& in, absl::Time now) {
   }
   for (uint64_t peer : in.unreachable) node_->ReportUnreachable(peer);
   for (const auto& [peer, status] : in.snapshot_status) node_->ReportSnapshot(peer, status);
-  for (raft::Message& m : in.messages) {
+  // A closed connection is stepped in its place among the messages: a
+  // leader's last heartbeat before it died must not undo the report.
+  auto lost = in.connection_lost.begin();
+  for (size_t i = 0; i <= in.messages.size(); ++i) {
+    for (; lost != in.connection_lost.end() && lost->second <= i; ++lost) {
+      node_->ReportConnectionLost(lost->first);
+    }
+    if (i == in.messages.size()) break;
     // Errors here are normal (a response from a removed peer, a stale
     // message) and leave the node unchanged.
-    (void)node_->Step(std::move(m));
+    (void)node_->Step(std::move(in.messages[i]));
   }
   HandleProposals(in.proposals);
   HandleReads(in.reads);

@@ -5,6 +5,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -300,23 +301,31 @@ class PeerTransport::Service final : public peerpb::RaftPeer::Service {
 
   grpc::Status Stream(grpc::ServerContext*, grpc::ServerReader<peerpb::MessageBatch>* reader,
                       peerpb::StreamAck*) override {
+    // The sender, once its first batch is accepted. When the stream ends
+    // from its side (Read fails: it cancelled, or its process died and the
+    // kernel closed the connection) the transport counts the stream
+    // closed; one this member refuses is not the peer going away.
+    uint64_t peer = raft::kNone;
+    bool refused = false;
+    absl::Cleanup closed = [&] {
+      if (peer != raft::kNone) t_->InboundStreamClosed(peer, /*by_peer=*/!refused);
+    };
     peerpb::MessageBatch batch;
     while (reader->Read(&batch)) {
-      if (grpc::Status s = Check(batch.cluster_id(), batch.from(), batch.to()); !s.ok()) {
+      grpc::Status s = Check(batch.cluster_id(), batch.from(), batch.to());
+      if (s.ok() && peer != raft::kNone && batch.from() != peer) {
+        s = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "sender changed within a stream");
+      }
+      if (s.ok()) s = Deliver(batch);
+      if (!s.ok()) {
+        refused = true;
         t_->CountRefused();
         return s;
       }
-      std::vector<raft::Message> msgs;
-      msgs.reserve(batch.messages_size());
-      for (raft::Message& m : *batch.mutable_messages()) {
-        if (m.to() != batch.to() || (m.from() != batch.from() && !IsForwarded(m.type()))) {
-          t_->CountRefused();
-          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "message addressed differently from its batch");
-        }
-        msgs.push_back(std::move(m));
+      if (peer == raft::kNone) {
+        peer = batch.from();
+        t_->InboundStreamOpened(peer);
       }
-      t_->Deliver(std::move(msgs));
       batch.Clear();
     }
     return grpc::Status::OK;
@@ -361,6 +370,20 @@ class PeerTransport::Service final : public peerpb::RaftPeer::Service {
   }
 
  private:
+  grpc::Status Deliver(peerpb::MessageBatch& batch) {
+    std::vector<raft::Message> msgs;
+    msgs.reserve(batch.messages_size());
+    for (raft::Message& m : *batch.mutable_messages()) {
+      if (m.to() != batch.to() || (m.from() != batch.from() && !IsForwarded(m.type()))) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "message addressed differently from its batch");
+      }
+      msgs.push_back(std::move(m));
+    }
+    t_->Deliver(std::move(msgs));
+    return grpc::Status::OK;
+  }
+
   grpc::Status Check(uint64_t cluster_id, uint64_t from, uint64_t to) const {
     const PeerTransportOptions& o = t_->options_;
     if (cluster_id != o.cluster_id) {
@@ -483,6 +506,30 @@ void PeerTransport::Deliver(std::vector<raft::Message> msgs) {
 void PeerTransport::ReportUnreachable(uint64_t peer) {
   absl::ReaderMutexLock l(&handler_mu_);
   if (handler_ != nullptr) handler_->OnUnreachable(peer);
+}
+
+void PeerTransport::InboundStreamOpened(uint64_t peer) {
+  absl::MutexLock l(&mu_);
+  ++inbound_streams_[peer];
+}
+
+void PeerTransport::InboundStreamClosed(uint64_t peer, bool by_peer) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = inbound_streams_.find(peer);
+    if (it == inbound_streams_.end()) return;
+    if (--it->second > 0) {
+      // The peer already reconnected (a new stream overlapping the old):
+      // it is still there.
+      return;
+    }
+    inbound_streams_.erase(it);
+    if (!by_peer || senders_.count(peer) == 0) return;
+  }
+  Log(logger_, raft::LogLevel::kInfo,
+      absl::StrFormat("peer %x: connection from %x closed", options_.local_id, peer));
+  absl::ReaderMutexLock l(&handler_mu_);
+  if (handler_ != nullptr) handler_->OnConnectionLost(peer);
 }
 
 void PeerTransport::ReportSnapshot(uint64_t peer, raft::SnapshotStatus status) {

@@ -21,6 +21,16 @@
 // member) and never reaches Raft. Snapshot chunks are reassembled up to
 // max_snapshot_bytes before the whole MsgSnap is handed over.
 //
+// Connection loss: a peer's messages arrive on the stream its sender keeps
+// open. When the last such stream from a peer ends from the peer's side
+// (its process exited and the kernel closed its sockets, or it stopped its
+// sender), the handler hears OnConnectionLost(peer), after every message
+// that arrived on it; a follower whose leader that is can then campaign
+// without waiting out an election timeout. A peer that only stops talking
+// (paused, partitioned) closes nothing and is not reported; neither is a
+// stream this member refuses, nor one replaced by a newer stream already
+// open (a reconnect).
+//
 // Thread safety: every public method is thread-safe. Send is non-blocking.
 // The handler (the member) is called from gRPC threads and sender threads
 // under a reader lock, sometimes with transport locks held (hence the
@@ -105,6 +115,10 @@ class PeerTransport final : public Transport {
   void Deliver(std::vector<raft::Message> msgs);
   void ReportUnreachable(uint64_t peer);
   void ReportSnapshot(uint64_t peer, raft::SnapshotStatus status);
+  // Bookkeeping of the inbound message streams per peer; the last one
+  // ending by the peer's doing is reported with OnConnectionLost.
+  void InboundStreamOpened(uint64_t peer);
+  void InboundStreamClosed(uint64_t peer, bool by_peer);
   bool IsPeer(uint64_t id) const;
   void CountRefused();
 
@@ -115,6 +129,9 @@ class PeerTransport final : public Transport {
   mutable absl::Mutex mu_;
   std::map<uint64_t, std::unique_ptr<Sender>> senders_ ABSL_GUARDED_BY(mu_);
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  // Inbound RaftPeer.Stream calls in progress per peer (counted from their
+  // first accepted batch).
+  std::map<uint64_t, int> inbound_streams_ ABSL_GUARDED_BY(mu_);
 
   // Reader-locked around every call into the handler.
   mutable absl::Mutex handler_mu_;

@@ -10,6 +10,11 @@
 //     retries. A dropped message is reported with OnUnreachable(to); a
 //     MsgSnap's outcome is always reported with OnSnapshotStatus, because
 //     the leader pauses that follower until it hears.
+//   - Optionally, when the peer's end closes the connection its messages
+//     arrive on (its process exited: the kernel closes its sockets), that
+//     is reported with OnConnectionLost(peer), after every message that
+//     arrived on it. A send failing, a full queue, or a peer that merely
+//     stops talking (paused, partitioned) is not reported there.
 //
 // Thread safety: Send is called from the member's loop thread only; the
 // handler's methods may be called from any transport thread and from
@@ -36,6 +41,9 @@ class TransportHandler {
   virtual void OnUnreachable(uint64_t peer) = 0;
   // The outcome of a MsgSnap this member sent to peer.
   virtual void OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) = 0;
+  // The peer closed the last connection its messages arrived on. Transports
+  // that cannot tell never call it.
+  virtual void OnConnectionLost(uint64_t peer) { (void)peer; }
 };
 
 // One member's endpoint.

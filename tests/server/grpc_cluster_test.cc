@@ -1,7 +1,9 @@
 // Three ArbiterServers in one process, talking over the real gRPC peer
 // transport on loopback, each with its own data dir: election, replication,
-// a killed leader replaced, and the killed member restarted from its data
-// dir catching up by snapshot, with every member ending in the same state.
+// a killed leader replaced (with long timeouts: well before its election
+// timeout, because the survivors see its connections close), and the killed
+// member restarted from its data dir catching up by snapshot, with every
+// member ending in the same state.
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -42,8 +44,8 @@ class GrpcClusterTest : public ::testing::Test {
       f["listen-peer-urls"] = absl::StrCat("http://127.0.0.1:", peer_ports_[i]);
       f["initial-advertise-peer-urls"] = f["listen-peer-urls"];
       f["initial-cluster"] = cluster;
-      f["heartbeat-interval"] = "10";
-      f["election-timeout"] = "100";
+      f["heartbeat-interval"] = heartbeat_ms_;
+      f["election-timeout"] = election_ms_;
       f["snapshot-count"] = "20";
       flags_.push_back(f);
     }
@@ -89,9 +91,9 @@ class GrpcClusterTest : public ::testing::Test {
     return -1;
   }
 
-  int WaitForLeader() {
+  int WaitForLeader(absl::Duration timeout = testing::kLongTimeout) {
     int leader = -1;
-    EXPECT_TRUE(WaitFor([&] { return (leader = Leader()) >= 0; }));
+    EXPECT_TRUE(WaitFor([&] { return (leader = Leader()) >= 0; }, timeout));
     return leader;
   }
 
@@ -117,6 +119,9 @@ class GrpcClusterTest : public ::testing::Test {
     return true;
   }
 
+  // Set by a derived fixture's constructor to run with other timeouts.
+  std::string heartbeat_ms_ = "10";
+  std::string election_ms_ = "100";
   std::string dir_;
   std::vector<int> client_ports_, peer_ports_;
   std::vector<std::map<std::string, std::string>> flags_;
@@ -186,6 +191,45 @@ TEST_F(GrpcClusterTest, ExistingClusterStateNeedsStoredState) {
   };
   auto s = ArbiterServer::Start(std::move(o));
   EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+}
+
+}  // namespace
+}  // namespace arbiter::server
+
+namespace arbiter::server {
+namespace {
+
+// Timeouts long enough that waiting one out is plainly visible.
+class GrpcClusterLongTimeoutTest : public GrpcClusterTest {
+ protected:
+  GrpcClusterLongTimeoutTest() {
+    heartbeat_ms_ = "100";
+    election_ms_ = "3000";
+  }
+};
+
+// The killed leader's connections close, and the survivors see it: they
+// campaign within a few heartbeat intervals instead of waiting out the 3-6 s
+// randomized election timeout after its last heartbeat. (Kill itself takes
+// up to half a second to close the servers.) Without the connection-loss
+// report this takes at least 3 s and fails.
+TEST_F(GrpcClusterLongTimeoutTest, KilledLeaderIsReplacedWellBeforeTheElectionTimeout) {
+  const int old_leader = WaitForLeader(absl::Seconds(30));
+  ASSERT_GE(old_leader, 0);
+  ProposeMany(old_leader, 0, 10);
+  const uint64_t old_term = servers_[old_leader]->member()->Status().term;
+
+  const absl::Time killed = absl::Now();
+  servers_[old_leader]->Kill();
+  servers_[old_leader].reset();
+  int leader = -1;
+  const bool replaced = WaitFor([&] { return (leader = Leader()) >= 0; }, absl::Seconds(2));
+  const absl::Duration gap = absl::Now() - killed;
+  ASSERT_TRUE(replaced) << "no new leader " << gap << " after the kill";
+  EXPECT_NE(leader, old_leader);
+  EXPECT_EQ(servers_[leader]->member()->Status().term, old_term + 1);
+  ProposeMany(leader, 10, 10);
+  EXPECT_TRUE(WaitFor([&] { return Converged(); }));
 }
 
 }  // namespace

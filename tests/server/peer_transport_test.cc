@@ -1,6 +1,7 @@
 // Tests of the gRPC peer transport between real gRPC servers on loopback:
 // ordered delivery, chunked snapshots, refusal of strangers, reports of
-// what could not be sent, and recovery when a peer comes back.
+// what could not be sent, of a peer's stream closing, and recovery when a
+// peer comes back.
 #include "server/peer_transport.h"
 
 #include <memory>
@@ -32,6 +33,10 @@ class RecordingHandler final : public TransportHandler {
     absl::MutexLock l(&mu_);
     snap_status_.push_back({peer, status});
   }
+  void OnConnectionLost(uint64_t peer) override {
+    absl::MutexLock l(&mu_);
+    lost_.push_back({peer, received_.size()});
+  }
 
   std::vector<raft::Message> received() const {
     absl::MutexLock l(&mu_);
@@ -46,12 +51,18 @@ class RecordingHandler final : public TransportHandler {
     absl::MutexLock l(&mu_);
     return snap_status_;
   }
+  // (peer, messages received before the report) per OnConnectionLost.
+  std::vector<std::pair<uint64_t, size_t>> lost() const {
+    absl::MutexLock l(&mu_);
+    return lost_;
+  }
 
  private:
   mutable absl::Mutex mu_;
   std::vector<raft::Message> received_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> unreachable_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<uint64_t, raft::SnapshotStatus>> snap_status_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<uint64_t, size_t>> lost_ ABSL_GUARDED_BY(mu_);
 };
 
 // One endpoint: a transport, its gRPC server on an ephemeral port, and a
@@ -190,6 +201,30 @@ TEST(PeerTransportTest, RefusesAnotherClusterAndUnknownMembers) {
   friendly.transport->AddPeer(1, member.address());
   friendly.transport->Send({Msg(2, 1, 5)});
   ASSERT_TRUE(WaitFor([&] { return member.handler.received().size() == 1; }));
+}
+
+// The peer's sender goes away (as when its process exits): the receiving
+// side reports the connection lost once, after everything that arrived on
+// it. A new stream from the peer (it came back) is not reported.
+TEST(PeerTransportTest, ReportsConnectionLostWhenThePeersStreamEnds) {
+  Endpoint a(7, 1), b(7, 2);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  constexpr size_t kCount = 50;
+  for (uint64_t i = 1; i <= kCount; ++i) a.transport->Send({Msg(1, 2, i)});
+  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == kCount; }));
+  EXPECT_TRUE(b.handler.lost().empty());
+
+  a.transport->RemovePeer(2);  // stops a's sender to b, closing its stream
+  ASSERT_TRUE(WaitFor([&] { return !b.handler.lost().empty(); }));
+  EXPECT_EQ(b.handler.lost()[0].first, 1u);
+  EXPECT_EQ(b.handler.lost()[0].second, kCount);
+  EXPECT_TRUE(a.handler.lost().empty());  // b's sender to a never opened
+
+  a.transport->AddPeer(2, b.address());
+  a.transport->Send({Msg(1, 2, kCount + 1)});
+  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == kCount + 1; }));
+  EXPECT_EQ(b.handler.lost().size(), 1u);
 }
 
 TEST(PeerTransportTest, ReportsUnreachablePeerAndRecoversWhenItReturns) {
