@@ -1,6 +1,7 @@
 #include "server/kv_service.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -29,9 +30,18 @@ grpc::Status ErrProposalDeadline() {
   return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "context deadline exceeded");
 }
 
+// Whether serving a Range may take long enough to hold up the member's
+// loop: anything but one key or a small limit.
+bool IsHeavyRange(const etcdserverpb::RangeRequest& r) {
+  return !r.range_end().empty() && (r.limit() <= 0 || r.limit() > 100);
+}
+
 }  // namespace
 
-grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member) {
+KvService::KvService(ArbiterServer* server, kv::KvStateMachine* kv, absl::Duration request_timeout)
+    : server_(server), kv_(kv), timeout_(request_timeout) {}
+
+grpc::Status CheckLeaderRequired(const grpc::ServerContextBase* ctx, Member* member) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("hasleader");
   if (it == md.end() || it->second != "true") return grpc::Status::OK;
@@ -39,7 +49,7 @@ grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member)
   return grpc::Status::OK;
 }
 
-absl::Time RequestDeadline(const grpc::ServerContext* ctx, absl::Duration server_timeout) {
+absl::Time RequestDeadline(const grpc::ServerContextBase* ctx, absl::Duration server_timeout) {
   return std::min(absl::FromChrono(ctx->deadline()), absl::Now() + server_timeout);
 }
 
@@ -69,20 +79,15 @@ grpc::Status KvService::WaitReadable(absl::Time deadline, absl::Time client_dead
   }
 }
 
-grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
-                            absl::Time deadline) {
+absl::StatusOr<std::string> EncodeCommand(internalpb::Request* req) {
   req->set_leader_time_ms(absl::ToUnixMillis(absl::Now()));
   std::string cmd = req->SerializeAsString();
-  if (cmd.size() > kMaxRequestBytes) return etcd::ErrRequestTooLarge();
-  // etcd's raft takes no proposal while no leader is known and the request
-  // waits for one until its deadline, so a write made during an election
-  // succeeds once it is over; the member refuses at once, so the refusal is
-  // retried here. Nothing was proposed then, so retrying is safe.
-  absl::StatusOr<std::string> result = member->Propose(cmd, deadline);
-  while (!result.ok() && IsNoLeader(result.status())) {
-    if (!PauseBeforeRetry(deadline)) return ErrProposalDeadline();
-    result = member->Propose(cmd, deadline);
-  }
+  if (cmd.size() > kMaxRequestBytes) return absl::InvalidArgumentError("too large");
+  return cmd;
+}
+
+grpc::Status DecodeCommandResult(const absl::StatusOr<std::string>& result,
+                                 internalpb::Response* resp) {
   if (!result.ok()) return etcd::FromMemberError(result.status());
   if (!resp->ParseFromString(*result)) {
     return grpc::Status(grpc::StatusCode::INTERNAL, "malformed state machine response");
@@ -93,57 +98,174 @@ grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
-                              etcdserverpb::RangeResponse* resp) {
-  if (absl::Status s = kv::ValidateRange(*req); !s.ok()) return etcd::FromStatus(s);
-  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
-  if (!req->serializable()) {
-    const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
-    if (grpc::Status s = WaitReadable(RequestDeadline(ctx, timeout_), client_deadline); !s.ok()) {
-      return s;
-    }
+namespace {
+
+// Proposes an encoded command, waiting for a leader while none is known.
+grpc::Status ProposeEncoded(Member* member, const std::string& cmd, internalpb::Response* resp,
+                            absl::Time deadline) {
+  // etcd's raft takes no proposal while no leader is known and the request
+  // waits for one until its deadline, so a write made during an election
+  // succeeds once it is over; the member refuses at once, so the refusal is
+  // retried here. Nothing was proposed then, so retrying is safe.
+  absl::StatusOr<std::string> result = member->Propose(cmd, deadline);
+  while (!result.ok() && IsNoLeader(result.status())) {
+    if (!PauseBeforeRetry(deadline)) return ErrProposalDeadline();
+    result = member->Propose(cmd, deadline);
   }
-  if (absl::Status s = kv_->Range(*req, resp); !s.ok()) return etcd::FromStatus(s);
+  return DecodeCommandResult(result, resp);
+}
+
+}  // namespace
+
+grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
+                            absl::Time deadline) {
+  absl::StatusOr<std::string> cmd = EncodeCommand(req);
+  if (!cmd.ok()) return etcd::ErrRequestTooLarge();
+  return ProposeEncoded(member, *cmd, resp, deadline);
+}
+
+grpc::Status KvService::ServeRange(const etcdserverpb::RangeRequest& req,
+                                   etcdserverpb::RangeResponse* resp) {
+  if (absl::Status s = kv_->Range(req, resp); !s.ok()) return etcd::FromStatus(s);
   FillHeader(resp->mutable_header(), resp->header().revision());
   return grpc::Status::OK;
 }
 
-grpc::Status KvService::Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
-                            etcdserverpb::PutResponse* resp) {
-  if (absl::Status s = kv::ValidatePut(*req); !s.ok()) return etcd::FromStatus(s);
-  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
-  internalpb::Request r;
-  *r.mutable_put() = *req;
-  internalpb::Response out;
-  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
-      !s.ok())
-    return s;
-  resp->Swap(out.mutable_put());
-  FillHeader(resp->mutable_header(), resp->header().revision());
-  return grpc::Status::OK;
+void KvService::ConfirmThenServe(grpc::CallbackServerContext* ctx,
+                                 grpc::ServerUnaryReactor* reactor, bool heavy,
+                                 std::function<grpc::Status()> serve) {
+  const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
+  const absl::Time deadline = RequestDeadline(ctx, timeout_);
+  server_->member()->ReadIndexAsync(
+      deadline, [this, reactor, heavy, serve = std::move(serve), deadline,
+                 client_deadline](absl::StatusOr<std::string> r) mutable {
+        if (r.ok() && !heavy) {
+          reactor->Finish(serve());
+        } else if (r.ok()) {
+          workers_.Run([reactor, serve = std::move(serve)] { reactor->Finish(serve()); });
+        } else if (IsNoLeader(r.status())) {
+          // Waiting for a leader blocks: not on the loop thread.
+          workers_.Run([this, reactor, serve = std::move(serve), deadline, client_deadline] {
+            grpc::Status s = WaitReadable(deadline, client_deadline);
+            reactor->Finish(s.ok() ? serve() : s);
+          });
+        } else if (IsTimeout(r.status()) && deadline >= client_deadline) {
+          reactor->Finish(ErrProposalDeadline());
+        } else {
+          reactor->Finish(etcd::FromMemberError(r.status()));
+        }
+      });
 }
 
-grpc::Status KvService::DeleteRange(grpc::ServerContext* ctx,
-                                    const etcdserverpb::DeleteRangeRequest* req,
-                                    etcdserverpb::DeleteRangeResponse* resp) {
-  if (absl::Status s = kv::ValidateDeleteRange(*req); !s.ok()) return etcd::FromStatus(s);
-  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
-  internalpb::Request r;
-  *r.mutable_delete_range() = *req;
-  internalpb::Response out;
-  if (grpc::Status s = ProposeCommand(server_->member(), &r, &out, RequestDeadline(ctx, timeout_));
-      !s.ok())
-    return s;
-  resp->Swap(out.mutable_delete_range());
-  FillHeader(resp->mutable_header(), resp->header().revision());
-  return grpc::Status::OK;
+void KvService::ProposeThenFinish(grpc::CallbackServerContext* ctx,
+                                  grpc::ServerUnaryReactor* reactor, internalpb::Request* req,
+                                  std::function<void(internalpb::Response*)> take) {
+  absl::StatusOr<std::string> cmd = EncodeCommand(req);
+  if (!cmd.ok()) {
+    reactor->Finish(etcd::ErrRequestTooLarge());
+    return;
+  }
+  const absl::Time deadline = RequestDeadline(ctx, timeout_);
+  auto done = [this, reactor, take = std::move(take), cmd = *cmd,
+               deadline](absl::StatusOr<std::string> result) mutable {
+    if (!result.ok() && IsNoLeader(result.status())) {
+      // Waiting for a leader blocks: not on the loop thread.
+      workers_.Run([this, reactor, take = std::move(take), cmd = std::move(cmd), deadline] {
+        internalpb::Response out;
+        grpc::Status s = ProposeEncoded(server_->member(), cmd, &out, deadline);
+        if (s.ok()) take(&out);
+        reactor->Finish(s);
+      });
+      return;
+    }
+    internalpb::Response out;
+    grpc::Status s = DecodeCommandResult(result, &out);
+    if (s.ok()) take(&out);
+    reactor->Finish(s);
+  };
+  server_->member()->ProposeAsync(*std::move(cmd), deadline, std::move(done));
 }
 
-grpc::Status KvService::Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
-                            etcdserverpb::TxnResponse* resp) {
-  if (absl::Status s = kv::ValidateTxn(*req); !s.ok()) return etcd::FromStatus(s);
-  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
-  return DoTxn(*req, resp, RequestDeadline(ctx, timeout_));
+grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
+                                           const etcdserverpb::RangeRequest* req,
+                                           etcdserverpb::RangeResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = kv::ValidateRange(*req); !s.ok()) {
+    reactor->Finish(etcd::FromStatus(s));
+  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
+    reactor->Finish(s);
+  } else if (req->serializable()) {
+    reactor->Finish(ServeRange(*req, resp));
+  } else {
+    ConfirmThenServe(ctx, reactor, IsHeavyRange(*req),
+                     [this, req, resp] { return ServeRange(*req, resp); });
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::PutRequest* req,
+                                         etcdserverpb::PutResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = kv::ValidatePut(*req); !s.ok()) {
+    reactor->Finish(etcd::FromStatus(s));
+  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
+    reactor->Finish(s);
+  } else {
+    internalpb::Request r;
+    *r.mutable_put() = *req;
+    ProposeThenFinish(ctx, reactor, &r, [this, resp](internalpb::Response* out) {
+      resp->Swap(out->mutable_put());
+      FillHeader(resp->mutable_header(), resp->header().revision());
+    });
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ctx,
+                                                 const etcdserverpb::DeleteRangeRequest* req,
+                                                 etcdserverpb::DeleteRangeResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = kv::ValidateDeleteRange(*req); !s.ok()) {
+    reactor->Finish(etcd::FromStatus(s));
+  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
+    reactor->Finish(s);
+  } else {
+    internalpb::Request r;
+    *r.mutable_delete_range() = *req;
+    ProposeThenFinish(ctx, reactor, &r, [this, resp](internalpb::Response* out) {
+      resp->Swap(out->mutable_delete_range());
+      FillHeader(resp->mutable_header(), resp->header().revision());
+    });
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
+                                         const etcdserverpb::TxnRequest* req,
+                                         etcdserverpb::TxnResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status s = kv::ValidateTxn(*req); !s.ok()) {
+    reactor->Finish(etcd::FromStatus(s));
+  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
+    reactor->Finish(s);
+  } else if (kv::IsReadOnlyTxn(*req)) {
+    // etcd serves a read-only txn linearizably unless every range in it is
+    // serializable; we always confirm, which is never weaker.
+    ConfirmThenServe(ctx, reactor, /*heavy=*/true, [this, req, resp]() -> grpc::Status {
+      if (absl::Status s = kv_->ReadTxn(*req, resp); !s.ok()) return etcd::FromStatus(s);
+      FillHeader(resp->mutable_header(), resp->header().revision());
+      return grpc::Status::OK;
+    });
+  } else {
+    internalpb::Request r;
+    *r.mutable_txn() = *req;
+    ProposeThenFinish(ctx, reactor, &r, [this, resp](internalpb::Response* out) {
+      resp->Swap(out->mutable_txn());
+      FillHeader(resp->mutable_header(), resp->header().revision());
+    });
+  }
+  return reactor;
 }
 
 grpc::Status KvService::DoTxn(const etcdserverpb::TxnRequest& req, etcdserverpb::TxnResponse* resp,

@@ -19,8 +19,9 @@
 // deadline exceeded" and a read with "etcdserver: request timed out", as in
 // etcd.
 //
-// Thread safety: handlers run on many gRPC threads; the member and the state
-// machine's read side are thread-safe.
+// Thread safety: handlers run on many gRPC threads, their completions on
+// the member's loop thread or the service's workers; the member and the
+// state machine's read side are thread-safe.
 #ifndef ARBITER_SERVER_KV_SERVICE_H_
 #define ARBITER_SERVER_KV_SERVICE_H_
 
@@ -30,6 +31,7 @@
 #include "kvstore/kv_state_machine.h"
 #include "proto/rpc.grpc.pb.h"
 #include "server/arbiter_server.h"
+#include "server/worker_pool.h"
 
 namespace arbiter::server {
 
@@ -38,7 +40,13 @@ inline constexpr size_t kMaxRequestBytes = 1536 * 1024;
 
 // Fails with "etcdserver: no leader" if the call asked for a leader
 // (hasleader metadata) and this member knows none.
-grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member);
+grpc::Status CheckLeaderRequired(const grpc::ServerContextBase* ctx, Member* member);
+// Stamps a state machine command with the leader time and serializes it.
+// Errors: "etcdserver: request is too large" above kMaxRequestBytes.
+absl::StatusOr<std::string> EncodeCommand(internalpb::Request* req);
+// What applying a command answered, as a call's status and response.
+grpc::Status DecodeCommandResult(const absl::StatusOr<std::string>& result,
+                                 internalpb::Response* resp);
 // Proposes a state machine command (stamped with the leader time) through
 // member and decodes what applying it answered. An etcd error in the answer
 // comes back as that error. While no leader is known it waits for one, as
@@ -49,24 +57,37 @@ grpc::Status CheckLeaderRequired(const grpc::ServerContext* ctx, Member* member)
 grpc::Status ProposeCommand(Member* member, internalpb::Request* req, internalpb::Response* resp,
                             absl::Time deadline);
 // The deadline of a call: the client's, capped by the server's timeout.
-absl::Time RequestDeadline(const grpc::ServerContext* ctx, absl::Duration server_timeout);
+absl::Time RequestDeadline(const grpc::ServerContextBase* ctx, absl::Duration server_timeout);
 
-class KvService final : public etcdserverpb::KV::Service {
+// Range, Put, DeleteRange and Txn run on gRPC's callback API: no thread
+// waits while a write replicates or a read is confirmed; the member's loop
+// completes the call when it applies the write or confirms the read. What
+// would block a thread (waiting for a leader to be elected, reading a large
+// range after a confirmation) runs on a few worker threads instead of the
+// loop.
+using KvCallbackBase = etcdserverpb::KV::WithCallbackMethod_Range<
+    etcdserverpb::KV::WithCallbackMethod_Put<etcdserverpb::KV::WithCallbackMethod_DeleteRange<
+        etcdserverpb::KV::WithCallbackMethod_Txn<etcdserverpb::KV::Service>>>>;
+
+class KvService final : public KvCallbackBase {
  public:
   // Neither is owned; both must outlive the service. request_timeout bounds
   // how long a call waits for its proposal or read (etcd: 5 s + 2 election
   // timeouts).
-  KvService(ArbiterServer* server, kv::KvStateMachine* kv, absl::Duration request_timeout)
-      : server_(server), kv_(kv), timeout_(request_timeout) {}
+  KvService(ArbiterServer* server, kv::KvStateMachine* kv, absl::Duration request_timeout);
 
-  grpc::Status Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
-                     etcdserverpb::RangeResponse* resp) override;
-  grpc::Status Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
-                   etcdserverpb::PutResponse* resp) override;
-  grpc::Status DeleteRange(grpc::ServerContext* ctx, const etcdserverpb::DeleteRangeRequest* req,
-                           etcdserverpb::DeleteRangeResponse* resp) override;
-  grpc::Status Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
-                   etcdserverpb::TxnResponse* resp) override;
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
+                                  const etcdserverpb::RangeRequest* req,
+                                  etcdserverpb::RangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx,
+                                const etcdserverpb::PutRequest* req,
+                                etcdserverpb::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::DeleteRangeRequest* req,
+                                        etcdserverpb::DeleteRangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx,
+                                const etcdserverpb::TxnRequest* req,
+                                etcdserverpb::TxnResponse* resp) override;
   grpc::Status Compact(grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest* req,
                        etcdserverpb::CompactionResponse* resp) override;
 
@@ -83,10 +104,23 @@ class KvService final : public etcdserverpb::KV::Service {
   grpc::Status WaitReadable(absl::Time deadline,
                             absl::Time client_deadline = absl::InfiniteFuture());
   void FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision);
+  // The Range itself, with its header, once it may be served.
+  grpc::Status ServeRange(const etcdserverpb::RangeRequest& req, etcdserverpb::RangeResponse* resp);
+  // Confirms a linearizable read, then calls serve (on the loop thread,
+  // or on a worker when heavy is true or no leader is known yet) and
+  // finishes the call with what it returns.
+  void ConfirmThenServe(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                        bool heavy, std::function<grpc::Status()> serve);
+  // Proposes req and finishes the call through take(response) once it is
+  // applied here (on the loop thread, or on a worker while no leader is
+  // known), or with the error.
+  void ProposeThenFinish(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                         internalpb::Request* req, std::function<void(internalpb::Response*)> take);
 
   ArbiterServer* const server_;
   kv::KvStateMachine* const kv_;
   const absl::Duration timeout_;
+  WorkerPool workers_{2};
 };
 
 }  // namespace arbiter::server

@@ -163,6 +163,28 @@ absl::StatusOr<std::string> Member::Call(Request req, absl::Time deadline, const
   return w->result;
 }
 
+void Member::CallAsync(Request req, absl::Time deadline, Callback done) {
+  auto w = std::make_shared<Waiter>();
+  w->on_done = std::move(done);
+  req.waiter = w;
+  req.deadline = deadline;
+  // Refused at once: the loop never saw the waiter, so it is finished here.
+  if (absl::Status s = Enqueue(std::move(req)); !s.ok()) w->Finish(s);
+}
+
+void Member::ProposeAsync(std::string command, absl::Time deadline, Callback done) {
+  Request r;
+  r.kind = RequestKind::kPropose;
+  r.data = std::move(command);
+  CallAsync(std::move(r), deadline, std::move(done));
+}
+
+void Member::ReadIndexAsync(absl::Time deadline, Callback done) {
+  Request r;
+  r.kind = RequestKind::kRead;
+  CallAsync(std::move(r), deadline, std::move(done));
+}
+
 absl::StatusOr<std::string> Member::Propose(std::string command, absl::Time deadline) {
   Request r;
   r.kind = RequestKind::kPropose;

@@ -150,6 +150,18 @@ class Member final : public TransportHandler {
   // and this member applied up to the commit index of that moment. Reads
   // queued together share one confirmation round.
   absl::Status ReadIndex(absl::Time deadline);
+
+  // Propose and ReadIndex without a waiting thread: done runs exactly once
+  // with what the blocking form would return (ReadIndex: an empty string
+  // when the read may be served). It runs on the loop thread, or on the
+  // caller's thread when the request is refused at once (inbox full,
+  // stopped), so it must be quick and must not call the member's blocking
+  // methods. A request still pending at its deadline fails with ErrTimeout
+  // within a tick of it.
+  using Callback = std::function<void(absl::StatusOr<std::string>)>;
+  void ProposeAsync(std::string command, absl::Time deadline, Callback done);
+  void ReadIndexAsync(absl::Time deadline, Callback done);
+
   // Proposes a membership change; returns the membership once applied here.
   absl::StatusOr<raft::ConfState> ProposeConfChange(const raft::ConfChangeV2& cc,
                                                     absl::Time deadline);
@@ -197,6 +209,7 @@ class Member final : public TransportHandler {
   // ---- Inbox, called from any thread (member.cc) ----
   absl::Status Enqueue(Request req);
   absl::StatusOr<std::string> Call(Request req, absl::Time deadline, const char* what);
+  void CallAsync(Request req, absl::Time deadline, Callback done);
   void Halt(bool graceful);
 
   // ---- Loop thread (member_loop.cc) ----

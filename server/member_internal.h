@@ -37,7 +37,16 @@ struct Member::Waiter {
   absl::Mutex mu;
   bool abandoned ABSL_GUARDED_BY(mu) = false;
 
+  // Set for an asynchronous caller: Finish hands the result to it (on the
+  // finishing thread) instead of notifying.
+  Callback on_done;
+
   void Finish(absl::StatusOr<std::string> r) {
+    if (on_done) {
+      Callback f = std::move(on_done);
+      f(std::move(r));
+      return;
+    }
     result = std::move(r);
     done.Notify();
   }

@@ -283,7 +283,13 @@ TEST_P(ClientTest, WithoutALeaderRequestsWaitForOne) {
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(800)));
-    EXPECT_EQ(kv->Range(&ctx, range, &response).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    const grpc::Status s = kv->Range(&ctx, range, &response);
+    // On a loaded machine etcd 3.4 has been seen to answer UNKNOWN here (an
+    // error outside its gRPC error map, from its read loop giving up as the
+    // deadline passes); Arbiter must answer DEADLINE_EXCEEDED.
+    const bool etcd_race = GetParam().name == "etcd" && s.error_code() == grpc::StatusCode::UNKNOWN;
+    EXPECT_TRUE(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || etcd_race)
+        << s.error_code() << " " << s.error_message();
   }
   {
     // Unless the call asks for a leader: then it fails at once.
