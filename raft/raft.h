@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -112,7 +113,7 @@ class Raft {
   // process exited, or it closed the connection): evidence, not proof, that
   // id is gone. A follower whose leader is id stops honouring its lease
   // (grants pre-votes and votes to others) and campaigns within
-  // LeaderLossDelayBound() ticks; hearing from the leader again undoes
+  // LeaderLossDelayRange(id) ticks; hearing from the leader again undoes
   // both. Safety does not depend on the evidence: a wrong report on one
   // follower of a healthy cluster costs a pre-vote round the others refuse.
   void ConnectionLost(uint64_t id);
@@ -135,10 +136,11 @@ class Raft {
   // Whether this follower was told its leader's connection closed and has
   // not heard from it since.
   bool leader_lost() const { return leader_lost_; }
-  // A follower told its leader is gone campaigns after a delay drawn
-  // uniformly from [1, LeaderLossDelayBound()] ticks: a third of the
-  // election timeout, clamped to [2, 5].
-  int LeaderLossDelayBound() const;
+  // A follower told its leader `lost` is gone campaigns after a delay drawn
+  // uniformly from this range of ticks: [1 + 2r, 2 + 2r] for the follower
+  // of rank r by id among the voters other than `lost` (never later than
+  // its normal timeout).
+  std::pair<int, int> LeaderLossDelayRange(uint64_t lost) const;
   uint64_t pending_conf_index() const { return pending_conf_index_; }
   uint64_t uncommitted_size() const { return uncommitted_size_; }
   const Config& config() const { return config_; }

@@ -157,12 +157,21 @@ void Raft::HeardFromLeader(uint64_t lead) {
   }
 }
 
-int Raft::LeaderLossDelayBound() const {
-  // A third of the election timeout, between 2 and 5 ticks. The spread only
-  // has to separate the survivors' campaigns by more than a pre-vote and
-  // vote round trip, and their tick clocks are not aligned to begin with;
-  // a few ticks do that for any timeout, and a longer delay buys nothing.
-  return std::clamp(election_timeout_ / 3, 2, 5);
+std::pair<int, int> Raft::LeaderLossDelayRange(uint64_t lost) const {
+  // The survivors take turns by rank (their position by id among the voters
+  // other than the lost leader), two ticks apart, with one tick of jitter.
+  // Campaigns that start at once split the vote and cost a full randomized
+  // timeout; a purely random delay of a few ticks lets two survivors draw
+  // the same tick too often, and under load a pre-vote, the candidate's
+  // synced term and its vote request can take most of a tick. Two ticks of
+  // spacing keep the next survivor out of the first one's way; it campaigns
+  // only if the first did not win (its log was behind, or it was not told).
+  int rank = 0;
+  for (uint64_t v : trk_.config.voters.Ids()) {
+    if (v != lost && v < id_) ++rank;
+  }
+  const int first = 1 + 2 * rank;
+  return {first, first + 1};
 }
 
 void Raft::ConnectionLost(uint64_t id) {
@@ -177,11 +186,8 @@ void Raft::ConnectionLost(uint64_t id) {
   // until the lease runs out, whatever it believes about the leader.
   if (read_only_.option() == ReadOnlyOption::kLeaseBased) return;
   leader_lost_ = true;
-  // A randomized delay, so that the followers that all saw the leader's
-  // connection close rarely campaign at once and split the vote; at least
-  // two choices even for tiny election timeouts.
-  const int delay =
-      1 + static_cast<int>(rand_->Uniform(static_cast<uint64_t>(LeaderLossDelayBound())));
+  const auto [lo, hi] = LeaderLossDelayRange(id);
+  const int delay = lo + static_cast<int>(rand_->Uniform(static_cast<uint64_t>(hi - lo + 1)));
   randomized_election_timeout_ = std::min(randomized_election_timeout_, election_elapsed_ + delay);
   RLOG(kInfo, "lost the connection from leader %x at term %d; campaigning within %d ticks", id,
        term_, randomized_election_timeout_ - election_elapsed_);

@@ -16,6 +16,12 @@
 #                     (default build/; built with ninja if missing)
 #   --arbiterd PATH, --bench PATH, --etcd PATH (default /usr/bin/etcd)
 #   --no-chart        skip the PNG chart (otherwise gnuplot is installed if missing)
+#   --only CASES      run only these comma-separated cases (put-64, put-1,
+#                     range-l-1, range-l-64, range-s-1, range-s-64, txn-put-64,
+#                     watch, lease-keepalive, rss, failover-default,
+#                     failover-fast; "failover" means both failovers). The
+#                     key space is loaded only by put-64, so list it too for
+#                     put-1 and the ranges to read or overwrite loaded keys.
 #
 # Per round and system: a cluster with the default timeouts (heartbeat 100
 # ms, election 1000 ms) runs, in order: RSS idle; put 64 clients over 8
@@ -51,6 +57,7 @@ bench=""
 etcd=/usr/bin/etcd
 chart=1
 watch_rate=10
+only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift ;;
@@ -63,7 +70,8 @@ while [ $# -gt 0 ]; do
     --etcd) etcd=$2; shift ;;
     --watch-rate) watch_rate=$2; shift ;;
     --no-chart) chart=0 ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    --only) only=$2; shift ;;
+    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
   esac
   shift
 done
@@ -207,6 +215,7 @@ print(json.dumps(d))' "$1" "$2" "$3" "$4" >>"$raw"
 
 # run_bench SYSTEM ROUND CASE ARGS...: one arbiter-bench run, recorded.
 run_bench() {
+  wanted "$3" || return 0
   local sys=$1 round=$2 case=$3
   shift 3
   local res rc
@@ -237,21 +246,38 @@ rss_kb() {
   echo "[$out]"
 }
 
+# wanted CASE: whether --only (if given) selects CASE.
+wanted() {
+  [ -z "$only" ] && return 0
+  local c
+  for c in ${only//,/ }; do
+    [ "$c" = "$1" ] && return 0
+    [ "$c" = failover ] && [[ "$1" == failover-* ]] && return 0
+  done
+  return 1
+}
+
 # One system's session with the default timeouts (or, with --quick, the
 # fast ones): every workload, failover last.
 session() {
   local sys=$1 round=$2 hb=100 el=1000 fo=failover-default
   if [ "$quick" = 1 ]; then hb=50; el=250; fo=failover-fast; fi
+  local any=0 c
+  for c in rss put-64 put-1 range-l-1 range-l-64 range-s-1 range-s-64 txn-put-64 watch \
+    lease-keepalive "$fo"; do
+    if wanted "$c"; then any=1; fi
+  done
+  [ "$any" = 1 ] || return 0
   start_cluster "$sys" "$hb" "$el" || { failures=$((failures + 1)); stop_cluster; return; }
   local sp
   sp=$(IFS=,; echo "${pids[*]}")
   local c64=(--clients 64 --conns 8) c1=(--clients 1 --conns 1)
   local t=(--max-time "$duration" --total 100000000)
   record "$sys" "$round" load "{\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg)}"
-  record "$sys" "$round" rss-idle "{\"rss_kb\":$(rss_kb)}"
+  wanted rss && record "$sys" "$round" rss-idle "{\"rss_kb\":$(rss_kb)}"
   run_bench "$sys" "$round" put-64 put --endpoints "$eps" "${c64[@]}" --sequential-keys \
     --total "$keys" --key-space "$keys" --val-size 256 --max-time 300 --server-pids "$sp"
-  record "$sys" "$round" rss-50k "{\"rss_kb\":$(rss_kb),\"keys\":$keys}"
+  wanted rss && record "$sys" "$round" rss-50k "{\"rss_kb\":$(rss_kb),\"keys\":$keys}"
   run_bench "$sys" "$round" put-1 put --endpoints "$eps" "${c1[@]}" "${t[@]}" --key-space "$keys" \
     --val-size 256 --server-pids "$sp"
   local c
@@ -266,11 +292,13 @@ session() {
   run_bench "$sys" "$round" watch watch --endpoints "$eps" --conns 8 --streams 8 --clients 2 \
     --watchers "$watchers" --rate "$watch_rate" --total $((watch_rate * duration)) \
     --max-time "$duration" --val-size 256 --server-pids "$sp"
-  local li
-  li=$(leader_index) || { log "FAIL: $sys: no leader"; failures=$((failures + 1)); stop_cluster; return; }
+  local li=0
+  if wanted lease-keepalive; then
+    li=$(leader_index) || { log "FAIL: $sys: no leader"; failures=$((failures + 1)); stop_cluster; return; }
+  fi
   run_bench "$sys" "$round" lease-keepalive lease-keepalive --endpoints "${client_eps[$li]}" \
     --conns 8 --clients 64 --leases "$leases" --max-time "$duration" --server-pids "$sp"
-  failover "$sys" "$round" "$fo"
+  wanted "$fo" && failover "$sys" "$round" "$fo"
   record "$sys" "$round" load "{\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg)}"
   stop_cluster
 }
@@ -287,12 +315,13 @@ failover() {
 
 fast_failover_session() {
   local sys=$1 round=$2
+  wanted failover-fast || return 0
   start_cluster "$sys" 50 250 || { failures=$((failures + 1)); stop_cluster; return; }
   failover "$sys" "$round" failover-fast
   stop_cluster
 }
 
-log "results: $out; rounds $rounds, $duration s per timed workload$([ "$quick" = 1 ] && echo ', quick')"
+log "results: $out; rounds $rounds, $duration s per timed workload$([ "$quick" = 1 ] && echo ', quick')$([ -n "$only" ] && echo ", only $only")"
 log "load before: $(uptime)"
 {
   echo "etcd: $("$etcd" --version | head -1)"
