@@ -60,19 +60,27 @@ absl::Status KvStateMachine::ApplyTxn::Collect(const internal::KeyRange& range, 
 }
 
 absl::Status KvStateMachine::ApplyTxn::Fetch(const internal::Hit& hit, mvccpb::KeyValue* kv) {
-  if (hit.kv != nullptr) {
-    *kv = *hit.kv;
+  return ReadAt(hit.rev, kv);
+}
+
+absl::Status KvStateMachine::ApplyTxn::ReadAt(Revision rev, mvccpb::KeyValue* kv) {
+  if (rev.main == begin_rev_ + 1) {
+    // Written by this command: not in the database until Commit.
+    if (rev.sub < 0 || static_cast<size_t>(rev.sub) >= changes_.size()) {
+      return absl::InternalError(absl::StrCat("mvcc: revision {", rev.main, ",", rev.sub,
+                                              "} of the current command was not written"));
+    }
+    *kv = changes_[rev.sub];
     return absl::OkStatus();
   }
-  // Older than the key's newest value, so written by an earlier command.
-  return sm_->ReadRecord(hit.rev, &scratch_key_, kv);
+  return sm_->ReadRecord(rev, &scratch_key_, &scratch_value_, kv);
 }
 
 absl::StatusOr<bool> KvStateMachine::ApplyTxn::Get(absl::string_view key, mvccpb::KeyValue* kv) {
   sm_->mu_.AssertReaderHeld();
   auto it = sm_->index_.find(key);
-  if (it == sm_->index_.end() || it->second.latest == nullptr) return false;
-  *kv = *it->second.latest;
+  if (it == sm_->index_.end() || !it->second.history.IsLive()) return false;
+  KV_RETURN_IF_ERROR(ReadAt(it->second.history.modified(), kv));
   return true;
 }
 
@@ -80,17 +88,14 @@ absl::Status KvStateMachine::ApplyTxn::CapturePrev(const KeyEntry* entry) {
   mvccpb::KeyValue& prev = prevs_.emplace_back();
   Revision rev;
   if (entry == nullptr || !entry->history.GetModified(begin_rev_, &rev)) return absl::OkStatus();
-  if (entry->latest != nullptr && entry->latest_rev == rev) {
-    prev = *entry->latest;
-    return absl::OkStatus();
-  }
-  return sm_->ReadRecord(rev, &scratch_key_, &prev);
+  // At or below begin_rev: written by an earlier command.
+  return sm_->ReadRecord(rev, &scratch_key_, &scratch_value_, &prev);
 }
 
 void KvStateMachine::ApplyTxn::Detach(const std::string& key, const KeyEntry& entry) {
   sm_->mu_.AssertHeld();
-  if (entry.latest == nullptr || entry.latest->lease() == 0) return;
-  auto lease = sm_->leases_.find(entry.latest->lease());
+  if (entry.lease == 0) return;
+  auto lease = sm_->leases_.find(entry.lease);
   if (lease != sm_->leases_.end()) lease->second.keys.erase(key);
 }
 
@@ -105,15 +110,18 @@ absl::Status KvStateMachine::ApplyTxn::Put(absl::string_view key, std::string* v
   KeyEntry& entry = it->second;
   if (want_prev_) KV_RETURN_IF_ERROR(CapturePrev(inserted ? nullptr : &entry));
 
-  auto kv = std::make_shared<mvccpb::KeyValue>();
-  kv->set_key(it->first);
-  kv->set_value(std::move(*value));
-  const mvccpb::KeyValue* old = entry.latest.get();
-  kv->set_create_revision(old != nullptr ? old->create_revision() : rev);
-  kv->set_mod_revision(rev);
-  kv->set_version(old != nullptr ? old->version() + 1 : 1);
-  kv->set_lease(lease);
-  kv->SerializeToString(&scratch_value_);
+  mvccpb::KeyValue kv;
+  kv.set_key(it->first);
+  kv.set_value(std::move(*value));
+  // A live key's last generation holds its newest value's creation and
+  // version.
+  const bool live = entry.history.IsLive();
+  const Generation& current = entry.history.generations().back();
+  kv.set_create_revision(live ? current.created.main : rev);
+  kv.set_mod_revision(rev);
+  kv.set_version(live ? current.ver + 1 : 1);
+  kv.set_lease(lease);
+  kv.SerializeToString(&scratch_value_);
   mvcc_keys::RevisionKeyInto(idx_rev, &scratch_key_);
   batch_.Put(scratch_key_, scratch_value_);
   KV_RETURN_IF_ERROR(entry.history.Put(idx_rev));
@@ -124,8 +132,7 @@ absl::Status KvStateMachine::ApplyTxn::Put(absl::string_view key, std::string* v
     if (l == sm_->leases_.end()) return absl::InternalError("mvcc: put with a missing lease");
     l->second.keys.insert(it->first);
   }
-  entry.latest_rev = idx_rev;
-  entry.latest = kv;
+  entry.lease = lease;
   changes_.push_back(std::move(kv));
   return absl::OkStatus();
 }
@@ -134,16 +141,15 @@ absl::Status KvStateMachine::ApplyTxn::DeleteKey(const std::string& key, KeyEntr
   sm_->mu_.AssertHeld();
   if (want_prev_) KV_RETURN_IF_ERROR(CapturePrev(entry));
   const Revision idx_rev{begin_rev_ + 1, static_cast<int64_t>(changes_.size())};
-  auto kv = std::make_shared<mvccpb::KeyValue>();
-  kv->set_key(key);
-  kv->set_mod_revision(idx_rev.main);
-  kv->SerializeToString(&scratch_value_);
+  mvccpb::KeyValue kv;
+  kv.set_key(key);
+  kv.set_mod_revision(idx_rev.main);
+  kv.SerializeToString(&scratch_value_);
   mvcc_keys::RevisionKeyInto(idx_rev, &scratch_key_);
   batch_.Put(scratch_key_, scratch_value_);
   KV_RETURN_IF_ERROR(entry->history.Tombstone(idx_rev));
   Detach(key, *entry);
-  entry->latest.reset();
-  entry->latest_rev = idx_rev;
+  entry->lease = 0;
   changes_.push_back(std::move(kv));
   return absl::OkStatus();
 }
@@ -158,8 +164,8 @@ absl::StatusOr<int64_t> KvStateMachine::ApplyTxn::DeleteRange(
   auto it = range.single ? sm_->index_.find(range.key) : sm_->index_.lower_bound(range.key);
   for (; it != sm_->index_.end() && !range.Past(it->first); ++it) {
     KeyEntry& entry = it->second;
-    if (entry.latest == nullptr) continue;
-    if (prev != nullptr) *prev->Add() = *entry.latest;
+    if (!entry.history.IsLive()) continue;
+    if (prev != nullptr) KV_RETURN_IF_ERROR(ReadAt(entry.history.modified(), prev->Add()));
     KV_RETURN_IF_ERROR(DeleteKey(it->first, &entry));
     ++deleted;
     if (range.single) break;
@@ -170,10 +176,10 @@ absl::StatusOr<int64_t> KvStateMachine::ApplyTxn::DeleteRange(
 std::vector<mvccpb::Event> KvStateMachine::ApplyTxn::TakeEvents() {
   std::vector<mvccpb::Event> events(changes_.size());
   for (size_t i = 0; i < changes_.size(); ++i) {
-    const mvccpb::KeyValue& kv = *changes_[i];
+    mvccpb::KeyValue& kv = changes_[i];
     events[i].set_type(kv.version() == 0 ? mvccpb::Event::DELETE : mvccpb::Event::PUT);
     if (want_prev_ && prevs_[i].version() != 0) *events[i].mutable_prev_kv() = std::move(prevs_[i]);
-    *events[i].mutable_kv() = kv;
+    *events[i].mutable_kv() = std::move(kv);
   }
   changes_.clear();
   return events;

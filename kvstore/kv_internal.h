@@ -53,10 +53,14 @@ inline KeyRange MakeKeyRange(absl::string_view key, absl::string_view range_end)
 }
 
 // A key found by a range walk: the revision of its value at the revision
-// read, and that value if it is the key's newest (held in memory).
+// read and, when that is the key's newest value, what the index knows of it
+// (a compare on anything but the value needs no fetch then).
 struct Hit {
   Revision rev;
-  std::shared_ptr<const mvccpb::KeyValue> kv;
+  bool newest = false;
+  int64_t create_revision = 0;
+  int64_t version = 0;
+  int64_t lease = 0;
 };
 
 // Where Range, compares and txn checks read from.
@@ -71,7 +75,8 @@ class ReadSource {
   // append it to *hits while hits->size() < max_hits.
   virtual absl::Status Collect(const KeyRange& range, int64_t at_rev, size_t max_hits,
                                std::vector<Hit>* hits, int64_t* count) = 0;
-  // The KeyValue of a hit.
+  // The KeyValue of a hit (read from the database unless the apply
+  // thread's own command wrote it).
   virtual absl::Status Fetch(const Hit& hit, mvccpb::KeyValue* kv) = 0;
 };
 
@@ -80,17 +85,18 @@ template <typename Entry>
 void AddHit(const Entry& entry, int64_t at_rev, size_t max_hits, std::vector<Hit>* hits,
             int64_t* count) {
   Revision rev;
-  // The common case: the key is live and its newest value is visible.
-  if (entry.latest != nullptr && entry.latest_rev.main <= at_rev) {
-    rev = entry.latest_rev;
-  } else if (!entry.history.GetModified(at_rev, &rev)) {
-    return;
-  }
+  if (!entry.history.GetModified(at_rev, &rev)) return;
   ++*count;
   if (hits->size() >= max_hits) return;
   Hit& hit = hits->emplace_back();
   hit.rev = rev;
-  if (entry.latest != nullptr && entry.latest_rev == rev) hit.kv = entry.latest;
+  if (entry.history.IsLive() && rev == entry.history.modified()) {
+    const Generation& g = entry.history.generations().back();
+    hit.newest = true;
+    hit.create_revision = g.created.main;
+    hit.version = g.ver;
+    hit.lease = entry.lease;
+  }
 }
 
 // True for the statuses that mean storage failure or a broken invariant
@@ -184,6 +190,8 @@ class KvStateMachine::ApplyTxn : public internal::ReadSource {
   std::vector<mvccpb::Event> TakeEvents();
 
  private:
+  // The KeyValue stored at rev: this command's own write, or a record.
+  absl::Status ReadAt(Revision rev, mvccpb::KeyValue* kv);
   // The key's KeyValue as of begin_rev (for events' prev_kv).
   absl::Status CapturePrev(const KeyEntry* entry);
   absl::Status DeleteKey(const std::string& key, KeyEntry* entry);
@@ -195,7 +203,7 @@ class KvStateMachine::ApplyTxn : public internal::ReadSource {
   const bool want_prev_;
   // The KeyValue written at (begin_rev + 1, i) is changes_[i]; a tombstone
   // has only key and mod_revision.
-  std::vector<std::shared_ptr<const mvccpb::KeyValue>> changes_;
+  std::vector<mvccpb::KeyValue> changes_;
   // With want_prev_: the previous KeyValue of changes_[i] (empty if none).
   std::vector<mvccpb::KeyValue> prevs_;
   // Reused from command to command (apply thread only), so they keep
@@ -232,6 +240,7 @@ class KvStateMachine::IndexReader : public internal::ReadSource {
   // The lowest revision looked up.
   int64_t min_at_rev_ = INT64_MAX;
   std::string scratch_key_;
+  std::string scratch_value_;
 };
 
 }  // namespace arbiter::kv

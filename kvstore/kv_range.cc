@@ -75,14 +75,19 @@ absl::StatusOr<bool> ApplyCompare(ReadSource* src, const Compare& c) {
     if (c.target() == Compare::VALUE) return false;
     return CompareKv(c, KeyValue());
   }
-  KeyValue fetched;
+  KeyValue kv;
   for (const Hit& hit : hits) {
-    const KeyValue* kv = hit.kv.get();
-    if (kv == nullptr) {
-      if (absl::Status s = src->Fetch(hit, &fetched); !s.ok()) return s;
-      kv = &fetched;
+    if (hit.newest && c.target() != Compare::VALUE) {
+      // What the index knows of a key's newest value is all but the value.
+      kv.Clear();
+      kv.set_create_revision(hit.create_revision);
+      kv.set_mod_revision(hit.rev.main);
+      kv.set_version(hit.version);
+      kv.set_lease(hit.lease);
+    } else if (absl::Status s = src->Fetch(hit, &kv); !s.ok()) {
+      return s;
     }
-    if (!CompareKv(c, *kv)) return false;
+    if (!CompareKv(c, kv)) return false;
   }
   return true;
 }

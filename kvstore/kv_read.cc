@@ -84,11 +84,7 @@ absl::Status KvStateMachine::IndexReader::Collect(const internal::KeyRange& rang
 }
 
 absl::Status KvStateMachine::IndexReader::Fetch(const internal::Hit& hit, mvccpb::KeyValue* kv) {
-  if (hit.kv != nullptr) {
-    *kv = *hit.kv;
-    return absl::OkStatus();
-  }
-  return sm_->ReadRecord(hit.rev, &scratch_key_, kv);
+  return sm_->ReadRecord(hit.rev, &scratch_key_, &scratch_value_, kv);
 }
 
 bool KvStateMachine::IndexReader::Restored() const {

@@ -137,37 +137,35 @@ absl::Status ParseSnapshot(absl::string_view data,
 template <typename Index>
 absl::Status LoadRecord(absl::string_view key, absl::string_view value, Revision rev,
                         Index* index) {
-  auto kv = std::make_shared<mvccpb::KeyValue>();
-  if (!kv->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+  mvccpb::KeyValue kv;
+  if (!kv.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return Corrupt(key, "KeyValue does not parse");
   }
-  if (kv->mod_revision() != rev.main) return Corrupt(key, "mod_revision differs from the key");
-  auto& entry = (*index)[kv->key()];
+  if (kv.mod_revision() != rev.main) return Corrupt(key, "mod_revision differs from the key");
+  auto& entry = (*index)[kv.key()];
   KeyIndex& ki = entry.history;
-  if (kv->version() == 0) {
+  if (kv.version() == 0) {
     if (!ki.IsLive()) return Corrupt(key, "tombstone of a key that is not live");
     if (!ki.Tombstone(rev).ok()) return Corrupt(key, "revision out of order");
-    entry.latest.reset();
-    entry.latest_rev = rev;
+    entry.lease = 0;
     return absl::OkStatus();
   }
   if (ki.IsEmpty()) {
     // The first record left by compaction: the middle of a generation.
-    ki.Restore(Revision{kv->create_revision(), 0}, rev, kv->version());
+    ki.Restore(Revision{kv.create_revision(), 0}, rev, kv.version());
   } else if (ki.IsLive()) {
     const Generation& g = ki.generations().back();
-    if (kv->create_revision() != g.created.main || kv->version() != g.ver + 1) {
+    if (kv.create_revision() != g.created.main || kv.version() != g.ver + 1) {
       return Corrupt(key, "create_revision or version does not continue the key's history");
     }
     if (!ki.Put(rev).ok()) return Corrupt(key, "revision out of order");
   } else {
-    if (kv->create_revision() != rev.main || kv->version() != 1) {
+    if (kv.create_revision() != rev.main || kv.version() != 1) {
       return Corrupt(key, "re-creation with create_revision or version not its own");
     }
     if (!ki.Put(rev).ok()) return Corrupt(key, "revision out of order");
   }
-  entry.latest = std::move(kv);
-  entry.latest_rev = rev;
+  entry.lease = kv.lease();
   return absl::OkStatus();
 }
 
@@ -213,8 +211,8 @@ absl::Status KvStateMachine::LoadState(Records& records, State* state) {
     return Corrupt(mk::kCompactKey, "compacted revision above the current one");
   }
   for (const auto& [key, entry] : state->index) {
-    if (entry.latest == nullptr || entry.latest->lease() == 0) continue;
-    const int64_t lease = entry.latest->lease();
+    if (entry.lease == 0) continue;
+    const int64_t lease = entry.lease;
     auto l = state->leases.find(lease);
     if (l == state->leases.end()) {
       return Corrupt(mk::LeaseKey(lease),
@@ -311,9 +309,9 @@ absl::Status KvStateMachine::Write(leveldb::WriteBatch* batch) {
 }
 
 absl::Status KvStateMachine::ReadRecord(Revision rev, std::string* scratch_key,
-                                        mvccpb::KeyValue* kv) const {
+                                        std::string* scratch_value, mvccpb::KeyValue* kv) const {
   mk::RevisionKeyInto(rev, scratch_key);
-  std::string value;
+  std::string& value = *scratch_value;
   leveldb::Status s = db_->Get(leveldb::ReadOptions(), *scratch_key, &value);
   if (s.IsNotFound()) {
     return absl::DataLossError(absl::StrCat("mvcc state: ", mk::DescribeKey(*scratch_key),

@@ -7,8 +7,8 @@
 // takes the next store revision (the store starts at revision 1; no-op
 // deletes and txns take none); a key's history (create revision, mod
 // revision, version, deletions) is kept in an in-memory index with
-// generations (key_index.h), every version's KeyValue in LevelDB, and each
-// live key's newest KeyValue in memory too (current reads skip LevelDB). Reads
+// generations (key_index.h) and every version's KeyValue in LevelDB (the
+// index holds no values: a read fetches each value it returns). Reads
 // at any revision at or above the compacted revision see the key space as it
 // was then. Leases (granted TTL, last checkpointed remaining TTL, attached
 // keys) and a member table are replicated alongside. The on-disk layout is
@@ -32,7 +32,7 @@
 // thread (the member's apply thread). Every other method may be called from
 // any thread at any time. Readers never wait for a LevelDB write: they hold
 // the index lock (shared) only to look up keys, in chunks of at most
-// kIndexChunk, then copy values without it; Apply holds the lock while it
+// kIndexChunk, then read values from LevelDB without it; Apply holds the lock while it
 // changes the index for one command, and releases it before writing. A read
 // that a compaction above its revision overtakes answers ErrCompacted; one
 // that a Restore overlaps runs again.
@@ -124,8 +124,9 @@ class KvStateMachine {
     // The txn size limit checked again at apply. Must be equal on every
     // member (and to what the server checks before proposing).
     int max_txn_ops = 128;
-    // LevelDB tuning, at LevelDB's own defaults: after the key index, the
-    // memtable and the block cache are a member's largest memory users.
+    // LevelDB tuning, at LevelDB's own defaults: the memtable and the block
+    // cache (which also serves reads of current values) are, with the key
+    // index, a member's largest memory users.
     size_t block_cache_bytes = 8 << 20;
     size_t write_buffer_bytes = 4 << 20;
   };
@@ -214,14 +215,14 @@ class KvStateMachine {
  private:
   class ApplyTxn;
   class IndexReader;
-  // One key: its history, and its newest KeyValue while it is live, so that
-  // reads of the current value need no LevelDB lookup.
+  // One key: its history, and the lease of its newest value. Values live
+  // only in LevelDB (reads fetch them through its block cache), so the
+  // index costs a few dozen bytes per key whatever the value size.
   struct KeyEntry {
     KeyIndex history;
-    // Invariant: latest is null exactly when the key is not live; else it is
-    // the KeyValue stored at latest_rev, the key's last modification.
-    std::shared_ptr<const mvccpb::KeyValue> latest;
-    Revision latest_rev;
+    // The lease the key's newest value names while the key is live; 0 if
+    // none or the key is not live.
+    int64_t lease = 0;
   };
   using Index = absl::btree_map<std::string, KeyEntry>;
   struct LeaseState {
@@ -282,8 +283,10 @@ class KvStateMachine {
   absl::Status Commit(uint64_t index, ApplyTxn* txn);
   absl::Status Write(leveldb::WriteBatch* batch);
 
-  // The value of a stored revision, read without the index lock.
-  absl::Status ReadRecord(Revision rev, std::string* scratch_key, mvccpb::KeyValue* kv) const;
+  // The value of a stored revision, read without the index lock (the
+  // scratch strings are reused from call to call).
+  absl::Status ReadRecord(Revision rev, std::string* scratch_key, std::string* scratch_value,
+                          mvccpb::KeyValue* kv) const;
   absl::StatusOr<EventBatch> ReadEventsOnce(absl::string_view key, absl::string_view range_end,
                                             int64_t start_rev, int64_t end_rev, bool prev_kv,
                                             size_t max_events, int64_t* min_lookup) const;

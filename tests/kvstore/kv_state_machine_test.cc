@@ -252,6 +252,44 @@ TEST(KvStateMachineTest, PutIgnoreValueAndLease) {
   EXPECT_TRUE(h.sm()->GetLease(7, true)->keys.empty());
 }
 
+// The index holds no values: reads fetch them from the database, and a
+// txn's later ops read what its earlier ops wrote before anything is stored.
+TEST(KvStateMachineTest, ValuesComeFromTheStoreOrTheCommandsOwnWrites) {
+  KvHarness h;
+  h.Apply(GrantReq(60, 7));
+  h.Apply(PutReq("a", "old", 7));
+  etcdserverpb::TxnRequest t;
+  *t.add_compare() = Cmp("a", Compare::LEASE, Compare::EQUAL, 7);
+  *t.add_compare() = CmpValue("a", Compare::EQUAL, "old");
+  etcdserverpb::RequestOp put = PutOp("a", "new");
+  put.mutable_request_put()->set_prev_kv(true);
+  *t.add_success() = put;
+  *t.add_success() = RangeOp("a");
+  internalpb::Response r = h.Txn(t);
+  ASSERT_TRUE(r.has_txn()) << r.error_message();
+  ASSERT_TRUE(r.txn().succeeded());
+  EXPECT_EQ(r.txn().responses(0).response_put().prev_kv().value(), "old");
+  EXPECT_EQ(r.txn().responses(0).response_put().prev_kv().lease(), 7);
+  const etcdserverpb::RangeResponse& inner = r.txn().responses(1).response_range();
+  ASSERT_EQ(inner.kvs_size(), 1);
+  EXPECT_EQ(inner.kvs(0).value(), "new");
+  EXPECT_EQ(inner.kvs(0).version(), 2);
+  EXPECT_EQ(inner.kvs(0).lease(), 0);
+  EXPECT_TRUE(h.sm()->GetLease(7, true)->keys.empty());
+
+  // The older value is still readable at its revision.
+  etcdserverpb::RangeRequest at = RangeReq("a");
+  at.set_revision(2);
+  etcdserverpb::RangeResponse old;
+  ASSERT_TRUE(h.sm()->Range(at, &old).ok());
+  ASSERT_EQ(old.kvs_size(), 1);
+  EXPECT_EQ(old.kvs(0).value(), "old");
+  internalpb::Response del = h.Apply(DelReq("a", "", /*prev_kv=*/true));
+  ASSERT_EQ(del.delete_range().prev_kvs_size(), 1);
+  EXPECT_EQ(del.delete_range().prev_kvs(0).value(), "new");
+  EXPECT_EQ(h.Get("a").kvs_size(), 0);
+}
+
 TEST(KvStateMachineTest, CompactionRemovesOldRevisionsPhysically) {
   KvHarness h;
   h.Apply(PutReq("a", "1"));  // 2
