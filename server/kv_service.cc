@@ -186,15 +186,37 @@ void KvService::ProposeThenFinish(grpc::CallbackServerContext* ctx,
   server_->member()->ProposeAsync(*std::move(cmd), deadline, std::move(done));
 }
 
+bool KvService::Admit(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                      const absl::Status& valid) {
+  if (!valid.ok()) {
+    reactor->Finish(etcd::FromStatus(valid));
+    return false;
+  }
+  if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
+    reactor->Finish(s);
+    return false;
+  }
+  return true;
+}
+
+template <typename Req, typename Resp>
+void KvService::Write(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+                      const Req& req, Resp* resp, Req* (internalpb::Request::*in)(),
+                      Resp* (internalpb::Response::*out)()) {
+  internalpb::Request r;
+  *(r.*in)() = req;
+  ProposeThenFinish(ctx, reactor, &r, [this, resp, out](internalpb::Response* applied) {
+    resp->Swap((applied->*out)());
+    FillHeader(resp->mutable_header(), resp->header().revision());
+  });
+}
+
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
                                            const etcdserverpb::RangeRequest* req,
                                            etcdserverpb::RangeResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status s = kv::ValidateRange(*req); !s.ok()) {
-    reactor->Finish(etcd::FromStatus(s));
-  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
-    reactor->Finish(s);
-  } else if (req->serializable()) {
+  if (!Admit(ctx, reactor, kv::ValidateRange(*req))) return reactor;
+  if (req->serializable()) {
     reactor->Finish(ServeRange(*req, resp));
   } else {
     ConfirmThenServe(ctx, reactor, IsHeavyRange(*req),
@@ -207,17 +229,9 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
                                          const etcdserverpb::PutRequest* req,
                                          etcdserverpb::PutResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status s = kv::ValidatePut(*req); !s.ok()) {
-    reactor->Finish(etcd::FromStatus(s));
-  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
-    reactor->Finish(s);
-  } else {
-    internalpb::Request r;
-    *r.mutable_put() = *req;
-    ProposeThenFinish(ctx, reactor, &r, [this, resp](internalpb::Response* out) {
-      resp->Swap(out->mutable_put());
-      FillHeader(resp->mutable_header(), resp->header().revision());
-    });
+  if (Admit(ctx, reactor, kv::ValidatePut(*req))) {
+    Write(ctx, reactor, *req, resp, &internalpb::Request::mutable_put,
+          &internalpb::Response::mutable_put);
   }
   return reactor;
 }
@@ -226,17 +240,9 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
                                                  const etcdserverpb::DeleteRangeRequest* req,
                                                  etcdserverpb::DeleteRangeResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status s = kv::ValidateDeleteRange(*req); !s.ok()) {
-    reactor->Finish(etcd::FromStatus(s));
-  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
-    reactor->Finish(s);
-  } else {
-    internalpb::Request r;
-    *r.mutable_delete_range() = *req;
-    ProposeThenFinish(ctx, reactor, &r, [this, resp](internalpb::Response* out) {
-      resp->Swap(out->mutable_delete_range());
-      FillHeader(resp->mutable_header(), resp->header().revision());
-    });
+  if (Admit(ctx, reactor, kv::ValidateDeleteRange(*req))) {
+    Write(ctx, reactor, *req, resp, &internalpb::Request::mutable_delete_range,
+          &internalpb::Response::mutable_delete_range);
   }
   return reactor;
 }
@@ -245,11 +251,8 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
                                          const etcdserverpb::TxnRequest* req,
                                          etcdserverpb::TxnResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (absl::Status s = kv::ValidateTxn(*req); !s.ok()) {
-    reactor->Finish(etcd::FromStatus(s));
-  } else if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) {
-    reactor->Finish(s);
-  } else if (kv::IsReadOnlyTxn(*req)) {
+  if (!Admit(ctx, reactor, kv::ValidateTxn(*req))) return reactor;
+  if (kv::IsReadOnlyTxn(*req)) {
     // etcd serves a read-only txn linearizably unless every range in it is
     // serializable; we always confirm, which is never weaker.
     ConfirmThenServe(ctx, reactor, /*heavy=*/true, [this, req, resp]() -> grpc::Status {
@@ -258,12 +261,8 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
       return grpc::Status::OK;
     });
   } else {
-    internalpb::Request r;
-    *r.mutable_txn() = *req;
-    ProposeThenFinish(ctx, reactor, &r, [this, resp](internalpb::Response* out) {
-      resp->Swap(out->mutable_txn());
-      FillHeader(resp->mutable_header(), resp->header().revision());
-    });
+    Write(ctx, reactor, *req, resp, &internalpb::Request::mutable_txn,
+          &internalpb::Response::mutable_txn);
   }
   return reactor;
 }

@@ -111,6 +111,15 @@ class KvService final : public KvCallbackBase {
   // finishes the call with what it returns.
   void ConfirmThenServe(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
                         bool heavy, std::function<grpc::Status()> serve);
+  // Finishes the call with the error if the request is invalid or asks for
+  // a leader this member does not know; true if it may go on.
+  bool Admit(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor,
+             const absl::Status& valid);
+  // Proposes a write (req placed in the command by `in`) and answers with
+  // the applied command's response (taken by `out`) and a full header.
+  template <typename Req, typename Resp>
+  void Write(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor, const Req& req,
+             Resp* resp, Req* (internalpb::Request::*in)(), Resp* (internalpb::Response::*out)());
   // Proposes req and finishes the call through take(response) once it is
   // applied here (on the loop thread, or on a worker while no leader is
   // known), or with the error.

@@ -241,4 +241,21 @@ uint64_t Network::Leader() const {
   return best;
 }
 
+int TickUntil(Network& net, const std::function<bool()>& done, int limit) {
+  for (int t = 0; t <= limit; ++t) {
+    if (done()) return t;
+    net.TickAll();
+  }
+  return -1;
+}
+
+std::shared_ptr<std::map<MessageType, int>> CountMessages(Network& net) {
+  auto counts = std::make_shared<std::map<MessageType, int>>();
+  net.SetHook([counts](const Message& m) {
+    ++(*counts)[m.type()];
+    return true;
+  });
+  return counts;
+}
+
 }  // namespace arbiter::raft::testing

@@ -154,6 +154,14 @@ class Network {
   std::map<MessageType, uint64_t> delivered_by_type_;
 };
 
+// Ticks every running node until done() holds. Returns the ticks it took,
+// or -1 if it still does not hold after limit ticks.
+int TickUntil(Network& net, const std::function<bool()>& done, int limit);
+
+// Counts the messages, by type, that pass the network's filters (sets the
+// network's hook).
+std::shared_ptr<std::map<MessageType, int>> CountMessages(Network& net);
+
 }  // namespace arbiter::raft::testing
 
 #endif  // ARBITER_TESTS_HARNESS_NETWORK_H_

@@ -26,7 +26,9 @@ namespace arbiter::raft {
 namespace {
 
 namespace harness = ::arbiter::raft::testing;
+using harness::CountMessages;
 using harness::Network;
+using harness::TickUntil;
 
 constexpr int kElectionTick = 10;  // harness::TestConfig's
 
@@ -51,26 +53,6 @@ Message Msg(uint64_t from, uint64_t to, MessageType type, uint64_t term) {
   m.set_type(type);
   m.set_term(term);
   return m;
-}
-
-// Ticks every running node until done() holds. Returns the ticks it took,
-// or -1 if it still does not hold after limit ticks.
-int TickUntil(Network& net, const std::function<bool()>& done, int limit) {
-  for (int t = 0; t <= limit; ++t) {
-    if (done()) return t;
-    net.TickAll();
-  }
-  return -1;
-}
-
-// Counts the messages, by type, that pass the network's filters.
-std::shared_ptr<std::map<MessageType, int>> CountMessages(Network& net) {
-  auto counts = std::make_shared<std::map<MessageType, int>>();
-  net.SetHook([counts](const Message& m) {
-    ++(*counts)[m.type()];
-    return true;
-  });
-  return counts;
 }
 
 // ---------------------------------------------------------------------------

@@ -20,7 +20,9 @@ namespace arbiter::raft {
 namespace {
 
 namespace harness = ::arbiter::raft::testing;
+using harness::CountMessages;
 using harness::Network;
+using harness::TickUntil;
 
 constexpr int kElectionTick = 10;  // harness::TestConfig's
 
@@ -37,25 +39,6 @@ std::vector<uint64_t> Ids(int n) {
   std::vector<uint64_t> ids;
   for (int i = 1; i <= n; ++i) ids.push_back(static_cast<uint64_t>(i));
   return ids;
-}
-
-// Ticks every running node until done() holds. Returns the ticks it took,
-// or -1 if it still does not hold after limit ticks.
-int TickUntil(Network& net, const std::function<bool()>& done, int limit) {
-  for (int t = 0; t <= limit; ++t) {
-    if (done()) return t;
-    net.TickAll();
-  }
-  return -1;
-}
-
-std::shared_ptr<std::map<MessageType, int>> CountMessages(Network& net) {
-  auto counts = std::make_shared<std::map<MessageType, int>>();
-  net.SetHook([counts](const Message& m) {
-    ++(*counts)[m.type()];
-    return true;
-  });
-  return counts;
 }
 
 // Ticks left before node id's election timer fires.
