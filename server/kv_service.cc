@@ -100,9 +100,22 @@ grpc::Status DecodeCommandResult(const absl::StatusOr<std::string>& result,
 
 namespace {
 
+// What a proposal that ended with result answers. A timeout at the
+// client's own deadline answers as the client's timer does ("context
+// deadline exceeded"): it reports that a moment later anyway, and an answer
+// sent at that instant would race with it (as in WaitReadable).
+grpc::Status ProposalAnswer(const absl::StatusOr<std::string>& result, internalpb::Response* resp,
+                            absl::Time deadline, absl::Time client_deadline) {
+  if (!result.ok() && IsTimeout(result.status()) && deadline >= client_deadline) {
+    return ErrProposalDeadline();
+  }
+  return DecodeCommandResult(result, resp);
+}
+
 // Proposes an encoded command, waiting for a leader while none is known.
 grpc::Status ProposeEncoded(Member* member, const std::string& cmd, internalpb::Response* resp,
-                            absl::Time deadline) {
+                            absl::Time deadline,
+                            absl::Time client_deadline = absl::InfiniteFuture()) {
   // etcd's raft takes no proposal while no leader is known and the request
   // waits for one until its deadline, so a write made during an election
   // succeeds once it is over; the member refuses at once, so the refusal is
@@ -112,7 +125,7 @@ grpc::Status ProposeEncoded(Member* member, const std::string& cmd, internalpb::
     if (!PauseBeforeRetry(deadline)) return ErrProposalDeadline();
     result = member->Propose(cmd, deadline);
   }
-  return DecodeCommandResult(result, resp);
+  return ProposalAnswer(result, resp, deadline, client_deadline);
 }
 
 }  // namespace
@@ -166,20 +179,22 @@ void KvService::ProposeThenFinish(grpc::CallbackServerContext* ctx,
     return;
   }
   const absl::Time deadline = RequestDeadline(ctx, timeout_);
-  auto done = [this, reactor, take = std::move(take), cmd = *cmd,
-               deadline](absl::StatusOr<std::string> result) mutable {
+  const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
+  auto done = [this, reactor, take = std::move(take), cmd = *cmd, deadline,
+               client_deadline](absl::StatusOr<std::string> result) mutable {
     if (!result.ok() && IsNoLeader(result.status())) {
       // Waiting for a leader blocks: not on the loop thread.
-      workers_.Run([this, reactor, take = std::move(take), cmd = std::move(cmd), deadline] {
+      workers_.Run([this, reactor, take = std::move(take), cmd = std::move(cmd), deadline,
+                    client_deadline] {
         internalpb::Response out;
-        grpc::Status s = ProposeEncoded(server_->member(), cmd, &out, deadline);
+        grpc::Status s = ProposeEncoded(server_->member(), cmd, &out, deadline, client_deadline);
         if (s.ok()) take(&out);
         reactor->Finish(s);
       });
       return;
     }
     internalpb::Response out;
-    grpc::Status s = DecodeCommandResult(result, &out);
+    grpc::Status s = ProposalAnswer(result, &out, deadline, client_deadline);
     if (s.ok()) take(&out);
     reactor->Finish(s);
   };
