@@ -92,11 +92,16 @@ void Lessor::Reconcile(absl::Time now) {
 }
 
 Lessor::Entry* Lessor::FindLocked(int64_t id, absl::Time now) {
-  auto it = leases_.find(id);
-  if (it != leases_.end()) return &it->second;
-  // Granted since the last reconcile?
+  // The store decides whether the lease exists: a revoke applied since the
+  // last reconcile must not leave a renewable ghost here.
   std::optional<kv::LeaseInfo> li = kv_->GetLease(id, false);
-  if (!li.has_value()) return nullptr;
+  auto it = leases_.find(id);
+  if (!li.has_value()) {
+    if (it != leases_.end()) leases_.erase(it);
+    return nullptr;
+  }
+  if (it != leases_.end()) return &it->second;
+  // Granted since the last reconcile.
   Entry e;
   e.ttl = li->ttl;
   e.checkpointed = li->remaining_ttl > 0;

@@ -119,6 +119,10 @@ TEST_P(LeaseTest, GrantTimeToLiveListKeepAliveOnceRevoke) {
   ASSERT_TRUE(gone.ok()) << gone.status();
   EXPECT_EQ(gone->ttl(), -1);
   EXPECT_EQ(gone->grantedttl(), 0);
+  // Renewing it now finds nothing either (the leader's deadline table must
+  // not outlive the revoke).
+  absl::StatusOr<etcdserverpb::LeaseKeepAliveResponse> ghost = client_->KeepAliveOnce(id);
+  EXPECT_EQ(ghost.status().code(), absl::StatusCode::kNotFound) << ghost.status();
 }
 
 TEST_P(LeaseTest, ErrorsAreEtcds) {
