@@ -15,7 +15,8 @@
 // connections spread across the endpoints; every call has a deadline.
 // Reports throughput, latency percentiles (p50, p90, p99, p99.9, max) from a
 // log-linear histogram, errors by gRPC code and, given the servers' PIDs,
-// the CPU time they used over the measured phase.
+// the CPU time they used and their threads' context switches over the
+// measured phase.
 //
 // This file: the paced and failover key-value workloads and the command
 // line; kv_async.cc: the closed-loop key-value workloads.
@@ -115,7 +116,7 @@ int RunKv(const Options& o) {
   const std::string value(o.val_size, 'v');
   Stats stats;
   std::atomic<int64_t> next{0};
-  const double cpu0 = ProcessCpuSeconds(o.server_pids);
+  const ServerUsage usage0 = SampleServers(o.server_pids);
   const absl::Time start = absl::Now();
   const absl::Time end = start + absl::Seconds(o.max_time_s);
   // Unix nanoseconds of the kill; 0 before it.
@@ -167,8 +168,7 @@ int RunKv(const Options& o) {
   for (auto& t : threads) t.join();
   Report r;
   r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  const double cpu1 = ProcessCpuSeconds(o.server_pids);
-  if (!o.server_pids.empty() && cpu0 >= 0 && cpu1 >= 0) r.server_cpu_s = cpu1 - cpu0;
+  RecordServerUsage(o, usage0, &r);
   r.ops = stats.ok;
   r.micros = stats.micros;
   r.errors = stats.errors;

@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -75,6 +78,44 @@ double ProcessCpuSeconds(const std::vector<int>& pids) {
   return total;
 }
 
+int64_t ProcessContextSwitches(const std::vector<int>& pids) {
+  int64_t total = 0;
+  for (int pid : pids) {
+    const std::filesystem::path tasks = absl::StrCat("/proc/", pid, "/task");
+    std::error_code ec;
+    std::filesystem::directory_iterator it(tasks, ec);
+    if (ec) return -1;
+    for (const auto& task : it) {
+      // A thread that exits meanwhile is skipped (its switches are lost).
+      std::ifstream f(task.path() / "status");
+      std::string line;
+      while (std::getline(f, line)) {
+        if (!absl::StartsWith(line, "voluntary_ctxt_switches:") &&
+            !absl::StartsWith(line, "nonvoluntary_ctxt_switches:")) {
+          continue;
+        }
+        int64_t n = 0;
+        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(line.find(':') + 1)), &n)) {
+          total += n;
+        }
+      }
+    }
+  }
+  return total;
+}
+
+ServerUsage SampleServers(const std::vector<int>& pids) {
+  if (pids.empty()) return {};
+  return {ProcessCpuSeconds(pids), ProcessContextSwitches(pids)};
+}
+
+void RecordServerUsage(const Options& o, const ServerUsage& begin, Report* r) {
+  if (o.server_pids.empty()) return;
+  const ServerUsage end = SampleServers(o.server_pids);
+  if (begin.cpu_s >= 0 && end.cpu_s >= 0) r->server_cpu_s = end.cpu_s - begin.cpu_s;
+  if (begin.switches >= 0 && end.switches >= 0) r->server_switches = end.switches - begin.switches;
+}
+
 int64_t NowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -100,6 +141,8 @@ void PrintReport(const Options& o, const Report& r) {
   const auto ms = [&](double p) { return r.micros.Percentile(p) / 1000.0; };
   const double cpu_ms_per_op =
       r.server_cpu_s >= 0 && r.ops > 0 ? r.server_cpu_s * 1000.0 / static_cast<double>(r.ops) : -1;
+  const double switches_per_op =
+      r.server_switches >= 0 && r.ops > 0 ? static_cast<double>(r.server_switches) / r.ops : -1;
   if (o.json) {
     std::string errs;
     for (const auto& [k, v] : r.errors) {
@@ -111,10 +154,10 @@ void PrintReport(const Options& o, const Report& r) {
         "{\"workload\":\"%s\",\"clients\":%d,\"conns\":%d,\"ops\":%lld,\"seconds\":%.3f,"
         "\"ops_per_sec\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
         "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"server_cpu_s\":%.2f,\"server_cpu_ms_per_op\":%.4f,"
-        "\"client_cpu_s\":%.2f%s,\"errors\":{%s}}\n",
+        "\"server_switches_per_op\":%.2f,\"client_cpu_s\":%.2f%s,\"errors\":{%s}}\n",
         o.workload.c_str(), o.clients, o.conns, static_cast<long long>(r.ops), r.seconds, tput,
         ms(0.5), ms(0.9), ms(0.99), ms(0.999), r.micros.max() / 1000.0, r.server_cpu_s,
-        cpu_ms_per_op, client_cpu_s, extra.c_str(), errs.c_str());
+        cpu_ms_per_op, switches_per_op, client_cpu_s, extra.c_str(), errs.c_str());
   } else {
     std::printf("%s: %lld ops in %.2f s = %.0f ops/s (clients %d, conns %d)\n", o.workload.c_str(),
                 static_cast<long long>(r.ops), r.seconds, tput, o.clients, o.conns);
@@ -122,6 +165,10 @@ void PrintReport(const Options& o, const Report& r) {
                 ms(0.9), ms(0.99), ms(0.999), r.micros.max() / 1000.0);
     if (r.server_cpu_s >= 0) {
       std::printf("server CPU: %.2f s (%.4f ms per op)\n", r.server_cpu_s, cpu_ms_per_op);
+    }
+    if (r.server_switches >= 0) {
+      std::printf("server context switches: %lld (%.1f per op)\n",
+                  static_cast<long long>(r.server_switches), switches_per_op);
     }
     std::printf("client CPU: %.2f s\n", client_cpu_s);
     for (const auto& [k, v] : r.extra) std::printf("%s: %s\n", k.c_str(), v.c_str());

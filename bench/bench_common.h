@@ -61,6 +61,19 @@ std::string CodeName(grpc::StatusCode c);
 // cannot be read (it exited).
 double ProcessCpuSeconds(const std::vector<int>& pids);
 
+// Context switches (voluntary and involuntary) of the processes' live
+// threads; -1 if one of them cannot be read. Each time a thread blocks to
+// hand work to another, both pay one: a measure of the thread hand-offs
+// per operation, which on a VM cost more than the work they carry.
+int64_t ProcessContextSwitches(const std::vector<int>& pids);
+
+// The servers' CPU time and context switches at one moment.
+struct ServerUsage {
+  double cpu_s = -1;
+  int64_t switches = -1;
+};
+ServerUsage SampleServers(const std::vector<int>& pids);
+
 // Unix time in nanoseconds from the system clock (comparable across
 // processes on one machine).
 int64_t NowNanos();
@@ -74,9 +87,16 @@ struct Report {
   // CPU seconds the server processes used over the measured phase; < 0 if
   // not measured.
   double server_cpu_s = -1;
+  // Context switches of the servers' threads over the measured phase; < 0
+  // if not measured.
+  int64_t server_switches = -1;
   // Workload-specific fields, as (name, JSON value) in print order.
   std::vector<std::pair<std::string, std::string>> extra;
 };
+
+// Fills r's server usage from a sample taken when the measured phase began
+// and one taken now (nothing if no --server-pids or a sample failed).
+void RecordServerUsage(const Options& o, const ServerUsage& begin, Report* r);
 
 // Prints the report (one JSON object with --json) to stdout.
 void PrintReport(const Options& o, const Report& r);

@@ -161,7 +161,7 @@ int RunKvAsync(const Options& o) {
   for (int c = 0; c < o.clients; ++c) {
     clients.push_back(std::make_unique<Client>(&run, stubs[c % stubs.size()].get()));
   }
-  const double cpu0 = ProcessCpuSeconds(o.server_pids);
+  const ServerUsage usage0 = SampleServers(o.server_pids);
   const absl::Time start = absl::Now();
   run.end = start + absl::Seconds(o.max_time_s);
   {
@@ -178,8 +178,7 @@ int RunKvAsync(const Options& o) {
   r.micros = run.micros;
   r.errors = run.errors;
   run.mu.Unlock();
-  const double cpu1 = ProcessCpuSeconds(o.server_pids);
-  if (!o.server_pids.empty() && cpu0 >= 0 && cpu1 >= 0) r.server_cpu_s = cpu1 - cpu0;
+  RecordServerUsage(o, usage0, &r);
   PrintReport(o, r);
   return r.ops > 0 ? 0 : 1;
 }

@@ -174,7 +174,7 @@ int RunWatch(const Options& o) {
   std::atomic<int64_t> acked_revision_sum{0};
   std::mutex put_mu;
   std::map<std::string, int64_t> put_errors;
-  const double cpu0 = ProcessCpuSeconds(o.server_pids);
+  const ServerUsage usage0 = SampleServers(o.server_pids);
   const absl::Time start = absl::Now();
   const absl::Time end = start + absl::Seconds(o.max_time_s);
   std::vector<std::thread> putters;
@@ -217,11 +217,12 @@ int RunWatch(const Options& o) {
     return true;
   };
   WaitFor(all_delivered, absl::Now() + absl::Seconds(std::max(30.0, o.max_time_s)));
-  const double cpu1 = ProcessCpuSeconds(o.server_pids);
+  Report r;
+  // Sampled before the streams are torn down (that is not the workload).
+  RecordServerUsage(o, usage0, &r);
   stopping.store(true);
   for (auto& st : streams) st->ctx.TryCancel();
 
-  Report r;
   int64_t last_event_ns = 0;
   int complete = 0;
   for (auto& st : streams) {
@@ -240,7 +241,6 @@ int RunWatch(const Options& o) {
   r.seconds = last_event_ns > 0
                   ? static_cast<double>(last_event_ns - absl::ToUnixNanos(start)) / 1e9
                   : absl::ToDoubleSeconds(absl::Now() - start);
-  if (!o.server_pids.empty() && cpu0 >= 0 && cpu1 >= 0) r.server_cpu_s = cpu1 - cpu0;
   // Every watcher must have every acknowledged put, and no put may have
   // failed (a failed put may or may not have been applied).
   const bool verified = created_ok && puts > 0 && put_errors.empty() && complete == o.watchers;
@@ -322,7 +322,7 @@ int RunLeaseKeepAlive(const Options& o) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(o.max_time_s * 1000) + 30000));
-  const double cpu0 = ProcessCpuSeconds(o.server_pids);
+  const ServerUsage usage0 = SampleServers(o.server_pids);
   const absl::Time start = absl::Now();
   const absl::Time end = start + absl::Seconds(o.max_time_s);
   std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::LeaseKeepAliveRequest,
@@ -376,8 +376,7 @@ int RunLeaseKeepAlive(const Options& o) {
     reader.join();
     rw->Finish();
   }
-  const double cpu1 = ProcessCpuSeconds(o.server_pids);
-  if (!o.server_pids.empty() && cpu0 >= 0 && cpu1 >= 0) r.server_cpu_s = cpu1 - cpu0;
+  RecordServerUsage(o, usage0, &r);
   r.ops = answered;
   r.seconds = last_answer_ns > 0
                   ? static_cast<double>(last_answer_ns - absl::ToUnixNanos(start)) / 1e9

@@ -119,6 +119,23 @@ def main():
         chart.append((case, tr, ratio(a["p99"], e["p99"]), ratio(a["cpu"], e["cpu"])))
     lines.append("")
 
+    # Thread hand-offs: each one costs both threads a context switch.
+    sw_rows = []
+    for case, title in THROUGHPUT_CASES:
+        e = med("etcd", case, "server_switches_per_op")
+        a = med("arbiter", case, "server_switches_per_op")
+        if e is None and a is None:
+            continue
+        sw_rows.append(f"| {case} | {fmt(e, 1)} | {fmt(a, 1)} | {fmt(ratio(a, e), 2)} |")
+    if sw_rows:
+        lines.append(
+            "Context switches of the servers' threads per operation (sum over the 3 members):\n"
+        )
+        lines.append("| workload | etcd | Arbiter | ratio |")
+        lines.append("| --- | ---: | ---: | ---: |")
+        lines.extend(sw_rows)
+        lines.append("")
+
     lines.append("| failover | etcd gap ms | Arbiter gap ms | ratio | rounds (etcd / Arbiter) |")
     lines.append("| --- | ---: | ---: | ---: | --- |")
     for case, title in FAILOVER_CASES:

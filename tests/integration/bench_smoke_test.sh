@@ -47,10 +47,17 @@ done
 
 fail=0
 for w in put range txn-put mixed; do
-  out=$("$bench" "$w" --endpoints "$eps" --clients 4 --conns 2 --total 200 --max-time 20 --json)
+  out=$("$bench" "$w" --endpoints "$eps" --clients 4 --conns 2 --total 200 --max-time 20 \
+    --server-pids "$(IFS=,; echo "${pids[*]}")" --json)
   echo "$out"
   if ! grep -q '"errors":{}' <<<"$out" || ! grep -q '"ops":200,' <<<"$out"; then
     echo "FAIL: $w: $out"
+    fail=1
+  fi
+  # The servers' usage was measured: some CPU and some context switches.
+  if ! grep -Eq '"server_cpu_s":[0-9.]+,' <<<"$out" ||
+    ! grep -Eq '"server_switches_per_op":(0\.[0-9]*[1-9]|[1-9])' <<<"$out"; then
+    echo "FAIL: $w: server usage not measured: $out"
     fail=1
   fi
 done
