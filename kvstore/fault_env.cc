@@ -19,6 +19,7 @@ class FaultWritableFile final : public leveldb::WritableFile {
       : env_(env), fname_(std::move(fname)), base_(std::move(base)), pos_(pos) {}
 
   leveldb::Status Append(const leveldb::Slice& data) override {
+    env_->WaitWhileHeld();
     if (env_->no_space()) return leveldb::Status::IOError(fname_, "No space left on device");
     if (env_->TakeTearNextWrite()) {
       // Half the bytes reach the file, as when power fails mid-write.
@@ -52,6 +53,25 @@ class FaultWritableFile final : public leveldb::WritableFile {
 }  // namespace
 
 FaultEnv::FaultEnv(leveldb::Env* base) : leveldb::EnvWrapper(base) {}
+
+void FaultEnv::set_hold_writes(bool on) {
+  absl::MutexLock lock(&hold_mu_);
+  hold_ = on;
+}
+
+int FaultEnv::held_writes() const {
+  absl::MutexLock lock(&hold_mu_);
+  return held_;
+}
+
+void FaultEnv::WaitWhileHeld() {
+  absl::MutexLock lock(&hold_mu_);
+  if (!hold_) return;
+  ++held_;
+  hold_mu_.Await(absl::Condition(
+      +[](bool* hold) { return !*hold; }, &hold_));
+  --held_;
+}
 
 leveldb::Status FaultEnv::NewWritableFile(const std::string& fname,
                                           leveldb::WritableFile** result) {

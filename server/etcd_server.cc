@@ -23,10 +23,11 @@ absl::StatusOr<std::unique_ptr<EtcdServer>> EtcdServer::Start(EtcdServerOptions 
   so.on_fatal = std::move(options.on_fatal);
   EtcdServer* self = es.get();
   so.make_state_machine =
-      [self,
-       min_lease_ttl](const std::string& dir) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
+      [self, min_lease_ttl, state_env = options.state_env](
+          const std::string& dir) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
     kv::KvStateMachine::Options ko;
     ko.min_lease_ttl = min_lease_ttl;
+    ko.env = state_env;
     auto kv = kv::KvStateMachine::Open(dir, ko);
     if (!kv.ok()) return kv.status();
     self->kv_ = kv->get();

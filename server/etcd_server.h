@@ -38,6 +38,9 @@ struct EtcdServerOptions {
   absl::Duration lease_checkpoint_interval = absl::Minutes(5);
   // Called when the member fail-stops (arbiterd exits there).
   std::function<void(const absl::Status&)> on_fatal;
+  // The Env the state database is opened with (not owned; nullptr: the
+  // default Env). Tests inject storage faults through it.
+  leveldb::Env* state_env = nullptr;
 };
 
 class EtcdServer {

@@ -147,7 +147,7 @@ grpc::Status LeaseService::LeaseTimeToLive(grpc::ServerContext* ctx,
                                            const etcdserverpb::LeaseTimeToLiveRequest* req,
                                            etcdserverpb::LeaseTimeToLiveResponse* resp) {
   if (grpc::Status s = CheckLeaderRequired(ctx, server_->member()); !s.ok()) return s;
-  absl::StatusOr<int64_t> left = lessor_->Remaining(req->id());
+  absl::StatusOr<int64_t> left = lessor_->Remaining(req->id(), RequestDeadline(ctx, timeout_));
   if (!left.ok()) {
     if (!Lessor::IsNotLeader(left.status())) return etcd::FromMemberError(left.status());
     std::shared_ptr<etcdserverpb::Lease::Stub> stub = LeaderStub();

@@ -110,6 +110,8 @@ Lessor::Entry* Lessor::FindLocked(int64_t id, absl::Time now) {
 }
 
 absl::StatusOr<int64_t> Lessor::Renew(int64_t id, absl::Time deadline) {
+  if (member_->Status().state != raft::StateType::kLeader) return NotLeader();
+  if (absl::Status s = member_->AwaitAnnouncedApplied(deadline); !s.ok()) return s;
   const absl::Time now = absl::Now();
   bool clear_checkpoint = false;
   int64_t ttl = 0;
@@ -150,7 +152,9 @@ absl::StatusOr<int64_t> Lessor::Renew(int64_t id, absl::Time deadline) {
   return ttl;
 }
 
-absl::StatusOr<int64_t> Lessor::Remaining(int64_t id) {
+absl::StatusOr<int64_t> Lessor::Remaining(int64_t id, absl::Time deadline) {
+  if (member_->Status().state != raft::StateType::kLeader) return NotLeader();
+  if (absl::Status s = member_->AwaitAnnouncedApplied(deadline); !s.ok()) return s;
   const absl::Time now = absl::Now();
   const MemberStatus st = member_->Status();
   if (st.state != raft::StateType::kLeader) return NotLeader();

@@ -53,14 +53,19 @@ class Lessor {
   void Start();
   void Stop();
 
+  // Both first wait until the leader applied every entry it has told a
+  // follower was committed (Member::AwaitAnnouncedApplied): a grant or
+  // revoke that a follower applied and acknowledged is then seen here too.
+  //
   // Renews lease id and returns its granted TTL in seconds, or 0 if it does
   // not exist or already expired (etcd answers a keep-alive so).
   // Errors: FailedPrecondition if this member does not lead (forward to the
-  // leader); member errors if clearing a checkpoint failed.
+  // leader); member errors if clearing a checkpoint failed or the wait for
+  // the apply timed out.
   absl::StatusOr<int64_t> Renew(int64_t id, absl::Time deadline);
   // Seconds left on the leader's clock (truncated), -1 if the lease does
-  // not exist. Errors: FailedPrecondition if this member does not lead.
-  absl::StatusOr<int64_t> Remaining(int64_t id);
+  // not exist. Errors: as Renew.
+  absl::StatusOr<int64_t> Remaining(int64_t id, absl::Time deadline);
 
   static bool IsNotLeader(const absl::Status& s);
 

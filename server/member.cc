@@ -240,6 +240,28 @@ PersistStats Member::persist_stats() const {
   return persist_stats_;
 }
 
+absl::Status Member::AwaitAnnouncedApplied(absl::Time deadline) {
+  absl::MutexLock l(&status_mu_);
+  const uint64_t target = announced_commit_;
+  auto caught_up = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(status_mu_) {
+    if (!status_.running) return true;
+    const bool leads = status_.state == raft::StateType::kLeader;
+    return status_.applied >= target && (!leads || commit_in_term_);
+  };
+  if (!status_mu_.AwaitWithDeadline(absl::Condition(&caught_up), deadline)) {
+    return ErrTimeout("waiting to apply committed entries");
+  }
+  if (!status_.running) {
+    return ErrStopped(status_.failure.ok() ? "stopped" : status_.failure.message());
+  }
+  return absl::OkStatus();
+}
+
+size_t Member::queued_requests() const {
+  absl::MutexLock l(&inbox_mu_);
+  return inbox_->requests();
+}
+
 MemberStatus Member::Status() const {
   absl::MutexLock l(&status_mu_);
   return status_;

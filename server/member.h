@@ -175,8 +175,22 @@ class Member final : public TransportHandler {
   // The state machine's Hash(), for comparing members.
   absl::StatusOr<uint64_t> AppliedHash(absl::Time deadline);
 
+  // Waits until this member has applied every entry that it had told any
+  // peer was committed when the call began and, if it leads, an entry of its
+  // own term is committed (a new leader's commit index then covers
+  // everything its predecessor committed). Followers learn of commits only
+  // from the leader, so on the leader a local read after this observes every
+  // write that any member acknowledged before the call: what keeps a
+  // keep-alive on the leader from missing a lease grant (or renewing a
+  // revoked lease) that a follower applied and acknowledged first, while
+  // the leader was still persisting before its own apply.
+  // Errors: ErrTimeout at deadline, ErrStopped.
+  absl::Status AwaitAnnouncedApplied(absl::Time deadline);
+
   MemberStatus Status() const;
   PersistStats persist_stats() const;
+  // Requests (proposals, reads, ...) waiting in the inbox for the loop.
+  size_t queued_requests() const;
   uint64_t id() const { return options_.id; }
 
   // Clean stop: a leader first hands leadership to its most up-to-date
@@ -241,6 +255,8 @@ class Member final : public TransportHandler {
   void FailProposalsAndReads(const absl::Status& s, uint64_t except_lead);
   void Complete(uint64_t request_id, absl::StatusOr<std::string> result);
   void PublishStatus();
+  // Records, before messages leave, the commit index they may carry.
+  void AnnounceCommit();
   std::string DescribeState() const;
 
   const MemberOptions options_;
@@ -281,6 +297,12 @@ class Member final : public TransportHandler {
 
   mutable absl::Mutex status_mu_;
   MemberStatus status_ ABSL_GUARDED_BY(status_mu_);
+  // The highest commit index sent to a peer (AnnounceCommit), and whether
+  // the published commit index is of the current term (PublishStatus).
+  uint64_t announced_commit_ ABSL_GUARDED_BY(status_mu_) = 0;
+  bool commit_in_term_ ABSL_GUARDED_BY(status_mu_) = false;
+  // The loop's copy of announced_commit_, to skip the lock when unchanged.
+  uint64_t announced_commit_loop_ = 0;
 
   mutable absl::Mutex stats_mu_;
   PersistStats persist_stats_ ABSL_GUARDED_BY(stats_mu_);

@@ -185,6 +185,7 @@ absl::Status Member::ProcessReadies() {
     // A leader's messages leave before its own write, which then overlaps
     // the followers' (raft/ready.h); nothing is stepped in before Advance.
     if (rd.send_before_persist && !rd.messages.empty()) {
+      AnnounceCommit();
       transport_->Send(std::exchange(rd.messages, {}));
     }
     // 1. Persist, in one write, before anything else leaves this member.
@@ -201,7 +202,10 @@ absl::Status Member::ProcessReadies() {
       persist_stats_.save_micros.Record(static_cast<uint64_t>(std::max<int64_t>(0, micros)));
     }
     // 2. Send (what was not sent already).
-    if (!rd.messages.empty()) transport_->Send(std::move(rd.messages));
+    if (!rd.messages.empty()) {
+      AnnounceCommit();
+      transport_->Send(std::move(rd.messages));
+    }
     // 3. Apply.
     if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;
     if (absl::Status s = ApplyEntries(rd.committed_entries); !s.ok()) return s;
@@ -457,8 +461,10 @@ void Member::PublishStatus() {
   s.last_index = r.log().LastIndex();
   s.snapshot_index = snapshot_index_;
   s.conf_state = conf_state_;
+  const bool in_term = r.log().ZeroTermOnErr(s.commit) == s.term;
   {
     absl::MutexLock l(&status_mu_);
+    commit_in_term_ = in_term;
     const MemberStatus& o = status_;
     if (o.running == s.running && o.leader == s.leader && o.term == s.term && o.state == s.state &&
         o.commit == s.commit && o.applied == s.applied && o.last_index == s.last_index &&
@@ -469,6 +475,14 @@ void Member::PublishStatus() {
     status_ = std::move(s);
   }
   if (options_.on_status_change) options_.on_status_change();
+}
+
+void Member::AnnounceCommit() {
+  const uint64_t commit = node_->raft().log().committed();
+  if (commit <= announced_commit_loop_) return;
+  announced_commit_loop_ = commit;
+  absl::MutexLock l(&status_mu_);
+  announced_commit_ = commit;
 }
 
 std::string Member::DescribeState() const {
