@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/bench_common.h"
 #include "grpcpp/grpcpp.h"
@@ -186,6 +187,10 @@ int RunKv(const Options& o) {
 
 int main(int argc, char** argv) {
   using arbiter::bench::Options;
+  // The load generator shares the CPUs with the servers it measures: no
+  // deadlock bookkeeping on every lock (Debian's abseil has it on), as in
+  // arbiterd.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"arbiter-bench: etcd v3 API load generator"};
   Options o;
   std::string endpoints = "127.0.0.1:2379";

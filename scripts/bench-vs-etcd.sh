@@ -14,8 +14,12 @@
 #   --out DIR         results folder (default bench-results/<UTC timestamp>)
 #   --build DIR       build dir holding server/arbiterd and bench/arbiter-bench
 #                     (default build/; built with ninja if missing)
-#   --arbiterd PATH, --bench PATH, --etcd PATH (default /usr/bin/etcd)
+#   --arbiterd PATH, --bench PATH, --etcd PATH (default /usr/bin/etcd),
+#   --grpc-floor PATH (default <build>/bench/arbiter-grpc-floor)
 #   --no-chart        skip the PNG chart (otherwise gnuplot is installed if missing)
+#   --floor           also run the key-value workloads against three
+#                     arbiter-grpc-floor servers (answer at once, no work):
+#                     what gRPC and the kernel alone allow on this machine
 #   --only CASES      run only these comma-separated cases (put-64, put-1,
 #                     range-l-1, range-l-64, range-s-1, range-s-64, txn-put-64,
 #                     watch, lease-keepalive, rss, failover-default,
@@ -58,6 +62,8 @@ etcd=/usr/bin/etcd
 chart=1
 watch_rate=10
 only=""
+floor=0
+grpc_floor=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift ;;
@@ -71,6 +77,8 @@ while [ $# -gt 0 ]; do
     --watch-rate) watch_rate=$2; shift ;;
     --no-chart) chart=0 ;;
     --only) only=$2; shift ;;
+    --floor) floor=1 ;;
+    --grpc-floor) grpc_floor=$2; shift ;;
     *) sed -n '2,28p' "$0" >&2; exit 2 ;;
   esac
   shift
@@ -95,9 +103,13 @@ if [ -z "$arbiterd" ] || [ -z "$bench" ]; then
   arbiterd=${arbiterd:-$build/server/arbiterd}
   bench=${bench:-$build/bench/arbiter-bench}
 fi
+if [ "$floor" = 1 ] && [ -z "$grpc_floor" ]; then
+  grpc_floor=$build/bench/arbiter-grpc-floor
+  [ -x "$grpc_floor" ] || ninja -C "$build" arbiter-grpc-floor || exit 1
+fi
 etcdctl=/usr/bin/etcdctl
 py=/usr/bin/python3
-for b in "$arbiterd" "$bench" "$etcd" "$etcdctl" "$py"; do
+for b in "$arbiterd" "$bench" "$etcd" "$etcdctl" "$py" ${grpc_floor:+"$grpc_floor"}; do
   [ -x "$b" ] || { echo "missing executable: $b" >&2; exit 2; }
 done
 
@@ -151,6 +163,8 @@ start_cluster() {
       --heartbeat-interval "$hb" --election-timeout "$el")
     if [ "$sys" = etcd ]; then
       "$etcd" "${common[@]}" --logger zap --log-level warn 2>"$logs/${names[$i]}.log" &
+    elif [ "$sys" = floor ]; then
+      "$grpc_floor" --listen "127.0.0.1:${cp[$i]}" 2>"$logs/${names[$i]}.log" &
     else
       "$arbiterd" "${common[@]}" 2>"$logs/${names[$i]}.log" &
     fi
@@ -271,13 +285,16 @@ session() {
   start_cluster "$sys" "$hb" "$el" || { failures=$((failures + 1)); stop_cluster; return; }
   local sp
   sp=$(IFS=,; echo "${pids[*]}")
+  # The floor servers hold nothing: only the key-value workloads apply.
+  local kv_only=0
+  [ "$sys" = floor ] && kv_only=1
   local c64=(--clients 64 --conns 8) c1=(--clients 1 --conns 1)
   local t=(--max-time "$duration" --total 100000000)
   record "$sys" "$round" load "{\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg)}"
-  wanted rss && record "$sys" "$round" rss-idle "{\"rss_kb\":$(rss_kb)}"
+  wanted rss && [ "$kv_only" = 0 ] && record "$sys" "$round" rss-idle "{\"rss_kb\":$(rss_kb)}"
   run_bench "$sys" "$round" put-64 put --endpoints "$eps" "${c64[@]}" --sequential-keys \
     --total "$keys" --key-space "$keys" --val-size 256 --max-time 300 --server-pids "$sp"
-  wanted rss && record "$sys" "$round" rss-50k "{\"rss_kb\":$(rss_kb),\"keys\":$keys}"
+  wanted rss && [ "$kv_only" = 0 ] && record "$sys" "$round" rss-50k "{\"rss_kb\":$(rss_kb),\"keys\":$keys}"
   run_bench "$sys" "$round" put-1 put --endpoints "$eps" "${c1[@]}" "${t[@]}" --key-space "$keys" \
     --val-size 256 --server-pids "$sp"
   local c
@@ -289,6 +306,11 @@ session() {
   done
   run_bench "$sys" "$round" txn-put-64 txn-put --endpoints "$eps" "${c64[@]}" "${t[@]}" \
     --key-space "$keys" --val-size 256 --server-pids "$sp"
+  if [ "$kv_only" = 1 ]; then
+    record "$sys" "$round" load "{\"loadavg1\":$(cut -d' ' -f1 /proc/loadavg)}"
+    stop_cluster
+    return
+  fi
   run_bench "$sys" "$round" watch watch --endpoints "$eps" --conns 8 --streams 8 --clients 2 \
     --watchers "$watchers" --rate "$watch_rate" --total $((watch_rate * duration)) \
     --max-time "$duration" --val-size 256 --server-pids "$sp"
@@ -330,9 +352,9 @@ log "load before: $(uptime)"
   echo "load before: $(uptime)"
 } >"$out/env.txt"
 for round in $(seq 1 "$rounds"); do
-  for sys in etcd arbiter; do
+  for sys in etcd arbiter $([ "$floor" = 1 ] && echo floor); do
     session "$sys" "$round"
-    [ "$quick" = 1 ] || fast_failover_session "$sys" "$round"
+    [ "$quick" = 1 ] || [ "$sys" = floor ] || fast_failover_session "$sys" "$round"
   done
 done
 echo "load after: $(uptime)" >>"$out/env.txt"

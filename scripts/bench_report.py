@@ -136,6 +136,32 @@ def main():
         lines.extend(sw_rows)
         lines.append("")
 
+    # --floor: servers that answer at once bound what any server on this
+    # gRPC and kernel could reach on this machine.
+    floor_rows = []
+    for case, title in THROUGHPUT_CASES:
+        f = med("floor", case, "ops_per_sec")
+        if f is None:
+            continue
+        e = med("etcd", case, "ops_per_sec")
+        a = med("arbiter", case, "ops_per_sec")
+        fc = med("floor", case, "server_cpu_ms_per_op")
+        floor_rows.append(
+            f"| {case} | {fmt(f)} | {fmt(fc * 1000 if fc is not None else None)} | "
+            f"{fmt(ratio(f, e), 2)} | {fmt(ratio(a, f), 2)} |"
+        )
+    if floor_rows:
+        lines.append(
+            "gRPC floor: three arbiter-grpc-floor servers, which answer every call at once "
+            "with a fixed response (no consensus, no storage), under the same workloads. "
+            "floor / etcd is the most that a server on this gRPC library and API could reach here; "
+            "Arbiter / floor is how close Arbiter gets to it.\n"
+        )
+        lines.append("| workload | floor ops/s | floor CPU µs/op | floor / etcd | Arbiter / floor |")
+        lines.append("| --- | ---: | ---: | ---: | ---: |")
+        lines.extend(floor_rows)
+        lines.append("")
+
     lines.append("| failover | etcd gap ms | Arbiter gap ms | ratio | rounds (etcd / Arbiter) |")
     lines.append("| --- | ---: | ---: | ---: | --- |")
     for case, title in FAILOVER_CASES:
