@@ -16,9 +16,11 @@
 #   --build DIR             build dir with server/arbiterd and bench/arbiter-bench
 # The workload's --endpoints, --max-time, --total and --server-pids are set
 # here (the load lasts the whole profile).
-# Results: bench.json, top.txt (self time by library and symbol),
-# children.txt (time including callees), fsync.txt, sched.txt,
-# perf.data (perf report -i DIR/perf.data), member logs.
+# Results: bench.json, threads.txt (CPU time and context switches per
+# operation by thread name on the leader and the followers, over 3 s before
+# the profile), top.txt (self time by library and symbol), children.txt
+# (time including callees), fsync.txt, sched.txt, perf.data (perf report
+# -i DIR/perf.data), member logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +39,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --build) build=$2; shift ;;
     --) shift; break ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
   esac
   shift
 done
@@ -102,11 +104,32 @@ echo "profiling the $role, pid $target; results in $out" >&2
   --key-space "$preload" --max-time 300 --json >"$out/preload.json"
 
 sp=$(IFS=,; echo "${pids[*]}")
-"$bench" "$@" --endpoints "$eps" --max-time $((seconds + 12)) --total 1000000000 \
+"$bench" "$@" --endpoints "$eps" --max-time $((seconds + 15)) --total 1000000000 \
   --server-pids "$sp" --json >"$out/bench.json" &
 bench_pid=$!
 # Let the load settle first (a bounded pause, not a wait for a condition).
 sleep 2
+# Every member's threads, by name: CPU time and context switches over 3 s
+# before the profile, so that perf does not disturb them.
+thread_snapshot() {
+  "$py" -c '
+import os, sys, time
+for i, pid in enumerate(sys.argv[1:]):
+    task = "/proc/%s/task" % pid
+    for tid in os.listdir(task):
+        try:
+            name = open("%s/%s/comm" % (task, tid)).read().strip().replace(" ", "_")
+            sw = sum(int(l.split()[1]) for l in open("%s/%s/status" % (task, tid))
+                     if "ctxt_switches" in l)
+            stat = open("%s/%s/stat" % (task, tid)).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        print(i, name, sw, int(stat[11]) + int(stat[12]))
+print(time.time())' "${pids[@]}"
+}
+thread_snapshot >"$work/threads.a"
+sleep 3
+thread_snapshot >"$work/threads.b"
 perf record -e syscalls:sys_enter_fdatasync -e syscalls:sys_exit_fdatasync -p "$target" \
   -o "$work/fsync.data" -- sleep 5 >/dev/null 2>&1 &
 fsync_pid=$!
@@ -137,6 +160,38 @@ for name, e in sorted(k.items(), key=lambda x: -x[1][4]):
 fi
 wait "$bench_pid"
 bench_pid=""
+"$py" - "$work/threads.a" "$work/threads.b" "$out/bench.json" "$li" "$(getconf CLK_TCK)" \
+  >"$out/threads.txt" <<'PY'
+import collections, json, sys
+def load(path):
+    rows = open(path).read().split("\n")
+    acc = collections.defaultdict(lambda: [0, 0])
+    for line in rows[:-2]:
+        m, name, sw, ticks = line.split()
+        acc[(m, name)][0] += int(sw)
+        acc[(m, name)][1] += int(ticks)
+    return acc, float(rows[-2])
+a, t0 = load(sys.argv[1])
+b, t1 = load(sys.argv[2])
+ops = json.load(open(sys.argv[3]))["ops_per_sec"] * (t1 - t0)
+leader, hz = sys.argv[4], int(sys.argv[5])
+by = collections.defaultdict(lambda: [0, 0])
+for k, (sw, ticks) in b.items():
+    role = "leader" if k[0] == leader else "follower"
+    by[(role, k[1])][0] += sw - a.get(k, [0, 0])[0]
+    by[(role, k[1])][1] += ticks - a.get(k, [0, 0])[1]
+print("about %.0f operations in %.1f s; per operation, summed over each role's members:" % (ops, t1 - t0))
+print("%-9s %-16s %12s %12s" % ("role", "thread name", "CPU us/op", "switches/op"))
+total = [0, 0]
+for (role, name), (sw, ticks) in sorted(by.items(), key=lambda x: -x[1][1]):
+    if sw == 0 and ticks == 0:
+        continue
+    us = ticks * 1e6 / hz / ops
+    total[0] += us
+    total[1] += sw / ops
+    print("%-9s %-16s %12.1f %12.2f" % (role, name, us, sw / ops))
+print("%-26s %12.1f %12.2f" % ("all", total[0], total[1]))
+PY
 
 perf script -i "$work/fsync.data" 2>/dev/null | "$py" -c '
 import re, sys
@@ -165,6 +220,8 @@ perf report -i "$out/perf.data" --children -g none --sort sym -q 2>/dev/null |
   grep -v '^$' | head -120 >"$out/children.txt"
 echo "workload: $(cat "$out/bench.json")"
 echo "fsync ($role): $(cat "$out/fsync.txt")"
+echo "threads (all members):"
+cat "$out/threads.txt"
 echo "top symbols:"
 head -15 "$out/top.txt"
 [ "$sched" = 1 ] && cat "$out/sched.txt"

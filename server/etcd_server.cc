@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "server/errors.h"
 #include "server/kv_adapter.h"
+#include "server/thread_name.h"
 
 namespace arbiter::server {
 
@@ -87,6 +88,7 @@ void EtcdServer::Halt(bool graceful) {
 }
 
 void EtcdServer::PublishAttributes(absl::Duration request_timeout) {
+  SetThreadName("publish-attrs");
   const MemberIdentity& id = server_->identity();
   const ServerConfig& c = server_->config();
   internalpb::Request req;

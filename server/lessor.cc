@@ -5,6 +5,7 @@
 
 #include "absl/strings/cord.h"
 #include "proto/internal.pb.h"
+#include "server/thread_name.h"
 
 namespace arbiter::server {
 namespace {
@@ -42,6 +43,7 @@ void Lessor::Stop() {
 }
 
 void Lessor::Run() {
+  SetThreadName("lessor");
   absl::Time next_reconcile = absl::InfinitePast();
   while (!stop_.WaitForNotificationWithTimeout(options_.tick)) {
     const absl::Time now = absl::Now();

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "server/thread_name.h"
+
 namespace arbiter::server {
 
 class LocalNetwork::Endpoint_ final : public Transport {
@@ -15,7 +17,10 @@ class LocalNetwork::Endpoint_ final : public Transport {
 };
 
 LocalNetwork::LocalNetwork(const Options& options) : options_(options) {
-  delivery_thread_ = std::thread([this] { DeliveryLoop(); });
+  delivery_thread_ = std::thread([this] {
+    SetThreadName("local-delivery");
+    DeliveryLoop();
+  });
 }
 
 LocalNetwork::~LocalNetwork() {

@@ -9,6 +9,7 @@
 #include "server/errors.h"
 #include "server/member.h"
 #include "server/member_internal.h"
+#include "server/thread_name.h"
 
 namespace arbiter::server {
 namespace {
@@ -26,6 +27,7 @@ std::string ReadContext(uint64_t member, uint64_t first_request) {
 }  // namespace
 
 void Member::Run() {
+  SetThreadName("member-loop");
   absl::Status exit_status;
   Inbox killed;  // what was drained along with a kill: failed by Shutdown
   while (true) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "proto/peer.grpc.pb.h"
+#include "server/thread_name.h"
 
 namespace arbiter::server {
 namespace {
@@ -60,8 +61,14 @@ class PeerTransport::Sender {
  public:
   Sender(PeerTransport* t, uint64_t peer, std::string address)
       : t_(t), peer_(peer), address_(std::move(address)) {
-    stream_thread_ = std::thread([this] { RunStream(); });
-    snap_thread_ = std::thread([this] { RunSnapshots(); });
+    stream_thread_ = std::thread([this] {
+      SetThreadName("peer-send");
+      RunStream();
+    });
+    snap_thread_ = std::thread([this] {
+      SetThreadName("peer-snapshot");
+      RunSnapshots();
+    });
   }
 
   ~Sender() {

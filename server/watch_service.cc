@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "server/kv_service.h"
+#include "server/thread_name.h"
 
 namespace arbiter::server {
 
@@ -19,6 +20,7 @@ grpc::Status WatchService::Watch(
   std::unique_ptr<kv::WatchStream> ws = hub_->NewStream();
   std::atomic<bool> leader_lost{false};
   std::thread writer([&] {
+    SetThreadName("watch-writer");
     const MemberIdentity& id = server_->identity();
     absl::Time last_leader = absl::Now();
     etcdserverpb::WatchResponse r;

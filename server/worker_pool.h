@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "server/thread_name.h"
 
 namespace arbiter::server {
 
@@ -22,7 +23,12 @@ class WorkerPool {
  public:
   // REQUIRES: threads > 0.
   explicit WorkerPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        SetThreadName("worker");
+        Work();
+      });
+    }
   }
   ~WorkerPool() {
     {
