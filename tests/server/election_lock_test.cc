@@ -16,13 +16,14 @@
 #include "proto/v3election.grpc.pb.h"
 #include "proto/v3lock.grpc.pb.h"
 #include "server/etcd_server.h"
-#include "tests/server/free_port.h"
+#include "tests/server/cluster_flags.h"
 #include "tests/server/wait.h"
 
 namespace arbiter::server {
 namespace {
 
-using testing::FreePort;
+using testing::ClusterFlags;
+using testing::LocalClusterFlags;
 using testing::WaitFor;
 
 class ElectionLockTest : public ::testing::Test {
@@ -31,25 +32,9 @@ class ElectionLockTest : public ::testing::Test {
     char tmpl[] = "/tmp/arbiter-election-lock-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    std::vector<int> client, peer;
-    std::string cluster;
+    const ClusterFlags c = LocalClusterFlags(dir_, 3, /*heartbeat_ms=*/20, /*election_ms=*/200);
     for (int i = 0; i < 3; ++i) {
-      client.push_back(FreePort());
-      peer.push_back(FreePort());
-      absl::StrAppend(&cluster, i == 0 ? "" : ",", "m", i, "=http://127.0.0.1:", peer[i]);
-    }
-    for (int i = 0; i < 3; ++i) {
-      std::map<std::string, std::string> f;
-      f["name"] = absl::StrCat("m", i);
-      f["data-dir"] = absl::StrCat(dir_, "/m", i);
-      f["listen-client-urls"] = absl::StrCat("http://127.0.0.1:", client[i]);
-      f["advertise-client-urls"] = f["listen-client-urls"];
-      f["listen-peer-urls"] = absl::StrCat("http://127.0.0.1:", peer[i]);
-      f["initial-advertise-peer-urls"] = f["listen-peer-urls"];
-      f["initial-cluster"] = cluster;
-      f["heartbeat-interval"] = "20";
-      f["election-timeout"] = "200";
-      auto config = ConfigFromFlags(f);
+      auto config = ConfigFromFlags(c.flags[i]);
       ASSERT_TRUE(config.ok()) << config.status();
       EtcdServerOptions o;
       o.config = *config;
@@ -69,7 +54,7 @@ class ElectionLockTest : public ::testing::Test {
     }));
     // Talk to a follower: everything must work from any member.
     const int follower = (leader + 1) % 3;
-    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", client[follower]),
+    auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c.client_ports[follower]),
                                   grpc::InsecureChannelCredentials());
     kv_ = etcdserverpb::KV::NewStub(ch);
     lease_ = etcdserverpb::Lease::NewStub(ch);

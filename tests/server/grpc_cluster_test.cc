@@ -13,14 +13,15 @@
 #include "gtest/gtest.h"
 #include "server/arbiter_server.h"
 #include "server/test_state_machine.h"
-#include "tests/server/free_port.h"
+#include "tests/server/cluster_flags.h"
 #include "tests/server/wait.h"
 
 namespace arbiter::server {
 namespace {
 
+using testing::ClusterFlags;
 using testing::Deadline;
-using testing::FreePort;
+using testing::LocalClusterFlags;
 using testing::WaitFor;
 
 class GrpcClusterTest : public ::testing::Test {
@@ -29,26 +30,11 @@ class GrpcClusterTest : public ::testing::Test {
     char tmpl[] = "/tmp/arbiter-grpc-cluster-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    std::string cluster;
-    for (int i = 0; i < 3; ++i) {
-      client_ports_.push_back(FreePort());
-      peer_ports_.push_back(FreePort());
-      absl::StrAppend(&cluster, i == 0 ? "" : ",", "m", i, "=http://127.0.0.1:", peer_ports_[i]);
-    }
-    for (int i = 0; i < 3; ++i) {
-      std::map<std::string, std::string> f;
-      f["name"] = absl::StrCat("m", i);
-      f["data-dir"] = absl::StrCat(dir_, "/m", i);
-      f["listen-client-urls"] = absl::StrCat("http://127.0.0.1:", client_ports_[i]);
-      f["advertise-client-urls"] = f["listen-client-urls"];
-      f["listen-peer-urls"] = absl::StrCat("http://127.0.0.1:", peer_ports_[i]);
-      f["initial-advertise-peer-urls"] = f["listen-peer-urls"];
-      f["initial-cluster"] = cluster;
-      f["heartbeat-interval"] = heartbeat_ms_;
-      f["election-timeout"] = election_ms_;
-      f["snapshot-count"] = "20";
-      flags_.push_back(f);
-    }
+    ClusterFlags c = LocalClusterFlags(dir_, 3, heartbeat_ms_, election_ms_);
+    for (auto& f : c.flags) f["snapshot-count"] = "20";
+    flags_ = std::move(c.flags);
+    client_ports_ = std::move(c.client_ports);
+    peer_ports_ = std::move(c.peer_ports);
     servers_.resize(3);
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(StartServer(i).ok());
   }
@@ -120,8 +106,8 @@ class GrpcClusterTest : public ::testing::Test {
   }
 
   // Set by a derived fixture's constructor to run with other timeouts.
-  std::string heartbeat_ms_ = "10";
-  std::string election_ms_ = "100";
+  int heartbeat_ms_ = 10;
+  int election_ms_ = 100;
   std::string dir_;
   std::vector<int> client_ports_, peer_ports_;
   std::vector<std::map<std::string, std::string>> flags_;
@@ -203,8 +189,8 @@ namespace {
 class GrpcClusterLongTimeoutTest : public GrpcClusterTest {
  protected:
   GrpcClusterLongTimeoutTest() {
-    heartbeat_ms_ = "100";
-    election_ms_ = "3000";
+    heartbeat_ms_ = 100;
+    election_ms_ = 3000;
   }
 };
 

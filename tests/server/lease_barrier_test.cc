@@ -22,15 +22,16 @@
 #include "kvstore/fault_env.h"
 #include "proto/rpc.grpc.pb.h"
 #include "server/etcd_server.h"
-#include "tests/server/free_port.h"
+#include "tests/server/cluster_flags.h"
 #include "tests/server/wait.h"
 
 namespace arbiter::server {
 namespace {
 
+using testing::ClusterFlags;
 using testing::Deadline;
-using testing::FreePort;
 using testing::kLongTimeout;
+using testing::LocalClusterFlags;
 using testing::WaitFor;
 
 constexpr int64_t kLease = 0x5eed;
@@ -41,27 +42,11 @@ class LeaseBarrierTest : public ::testing::Test {
     char tmpl[] = "/tmp/arbiter-lease-barrier-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    std::vector<int> client, peer;
-    std::string cluster;
+    // An election timeout long enough that the followers do not replace
+    // the leader while its disk is stalled below.
+    const ClusterFlags c = LocalClusterFlags(dir_, 3, /*heartbeat_ms=*/50, /*election_ms=*/2000);
     for (int i = 0; i < 3; ++i) {
-      client.push_back(FreePort());
-      peer.push_back(FreePort());
-      absl::StrAppend(&cluster, i == 0 ? "" : ",", "m", i, "=http://127.0.0.1:", peer[i]);
-    }
-    for (int i = 0; i < 3; ++i) {
-      std::map<std::string, std::string> f;
-      f["name"] = absl::StrCat("m", i);
-      f["data-dir"] = absl::StrCat(dir_, "/m", i);
-      f["listen-client-urls"] = absl::StrCat("http://127.0.0.1:", client[i]);
-      f["advertise-client-urls"] = f["listen-client-urls"];
-      f["listen-peer-urls"] = absl::StrCat("http://127.0.0.1:", peer[i]);
-      f["initial-advertise-peer-urls"] = f["listen-peer-urls"];
-      f["initial-cluster"] = cluster;
-      // Long enough that the followers do not replace the leader while its
-      // disk is stalled below.
-      f["heartbeat-interval"] = "50";
-      f["election-timeout"] = "2000";
-      auto config = ConfigFromFlags(f);
+      auto config = ConfigFromFlags(c.flags[i]);
       ASSERT_TRUE(config.ok()) << config.status();
       envs_.push_back(std::make_unique<kv::FaultEnv>(leveldb::Env::Default()));
       EtcdServerOptions o;
@@ -71,7 +56,7 @@ class LeaseBarrierTest : public ::testing::Test {
       auto s = EtcdServer::Start(o);
       ASSERT_TRUE(s.ok()) << s.status();
       servers_.push_back(std::move(*s));
-      auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", client[i]),
+      auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", c.client_ports[i]),
                                     grpc::InsecureChannelCredentials());
       kv_.push_back(etcdserverpb::KV::NewStub(ch));
       lease_.push_back(etcdserverpb::Lease::NewStub(ch));
