@@ -67,7 +67,10 @@ void KvService::FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision) {
 // client's: "context deadline exceeded", which its own timer reports a
 // moment later anyway (an answer sent at that instant would otherwise race
 // with it); when the server's request timeout passed first, etcd's
-// "etcdserver: request timed out".
+// "etcdserver: request timed out". Both deadlines come from one reading of
+// the client's: gRPC converts it to wall-clock time afresh on every
+// ctx->deadline(), so two readings can differ by microseconds and turn the
+// comparison below the wrong way.
 grpc::Status KvService::WaitReadable(absl::Time deadline, absl::Time client_deadline) {
   for (;;) {
     absl::Status s = server_->member()->ReadIndex(deadline);
@@ -148,7 +151,7 @@ void KvService::ConfirmThenServe(grpc::CallbackServerContext* ctx,
                                  grpc::ServerUnaryReactor* reactor, bool heavy,
                                  std::function<grpc::Status()> serve) {
   const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
-  const absl::Time deadline = RequestDeadline(ctx, timeout_);
+  const absl::Time deadline = std::min(client_deadline, absl::Now() + timeout_);
   server_->member()->ReadIndexAsync(
       deadline, [this, reactor, heavy, serve = std::move(serve), deadline,
                  client_deadline](absl::StatusOr<std::string> r) mutable {
@@ -178,8 +181,8 @@ void KvService::ProposeThenFinish(grpc::CallbackServerContext* ctx,
     reactor->Finish(etcd::ErrRequestTooLarge());
     return;
   }
-  const absl::Time deadline = RequestDeadline(ctx, timeout_);
   const absl::Time client_deadline = absl::FromChrono(ctx->deadline());
+  const absl::Time deadline = std::min(client_deadline, absl::Now() + timeout_);
   auto done = [this, reactor, take = std::move(take), cmd = *cmd, deadline,
                client_deadline](absl::StatusOr<std::string> result) mutable {
     if (!result.ok() && IsNoLeader(result.status())) {
