@@ -275,8 +275,14 @@ TEST_P(ClientTest, WithoutALeaderRequestsWaitForOne) {
             std::vector<std::string>{"etcdserver: no leader"});
 
   std::unique_ptr<etcdserverpb::KV::Stub> kv = KvStub(endpoint);
-  EXPECT_EQ(PutWithin(*kv, "no-leader", absl::Milliseconds(800)).error_code(),
-            grpc::StatusCode::DEADLINE_EXCEEDED);
+  {
+    // etcd 3.4 has been seen to answer UNKNOWN here too on a loaded machine
+    // (see the read below); Arbiter must answer DEADLINE_EXCEEDED.
+    const grpc::Status s = PutWithin(*kv, "no-leader", absl::Milliseconds(800));
+    const bool etcd_race = GetParam().name == "etcd" && s.error_code() == grpc::StatusCode::UNKNOWN;
+    EXPECT_TRUE(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || etcd_race)
+        << s.error_code() << " " << s.error_message();
+  }
   etcdserverpb::RangeRequest range;
   range.set_key("no-leader");
   etcdserverpb::RangeResponse response;
