@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/maintenance_service.h"
@@ -123,21 +124,14 @@ absl::Status ArbiterServer::Init() {
 }
 
 absl::Status ArbiterServer::StartPeerServer() {
-  grpc::ServerBuilder b;
-  std::vector<int> ports(options_.config.listen_peer_urls.size(), 0);
-  for (size_t i = 0; i < ports.size(); ++i) {
-    b.AddListeningPort(options_.config.listen_peer_urls[i].HostPort(),
-                       grpc::InsecureServerCredentials(), &ports[i]);
-  }
-  ConfigurePeerServer(PeerTransportOptions(), &b);
-  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxIdlePollers);
-  b.RegisterService(transport_->service());
-  peer_server_ = b.BuildAndStart();
-  for (size_t i = 0; i < ports.size(); ++i) {
-    if (peer_server_ == nullptr || ports[i] == 0) {
-      return absl::UnavailableError(absl::StrCat("cannot listen for peers on ",
-                                                 options_.config.listen_peer_urls[i].ToString()));
-    }
+  std::vector<std::string> addresses;
+  for (const auto& url : options_.config.listen_peer_urls) addresses.push_back(url.HostPort());
+  absl::StatusOr<std::vector<int>> ports = transport_->Listen(addresses);
+  if (!ports.ok()) {
+    std::vector<std::string> urls;
+    for (const auto& url : options_.config.listen_peer_urls) urls.push_back(url.ToString());
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen for peers on ", absl::StrJoin(urls, ","), ": ", ports.status().message()));
   }
   return absl::OkStatus();
 }
@@ -185,13 +179,12 @@ absl::Status ArbiterServer::StartClientServer() {
 }
 
 void ArbiterServer::ShutdownServers() {
-  // Long-lived streams (peer streams, watches) would hold a plain Shutdown
+  // Long-lived streams (watches) would hold a plain Shutdown
   // forever; past the deadline they are cancelled.
   const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(500);
   if (client_server_ != nullptr) client_server_->Shutdown(deadline);
-  if (peer_server_ != nullptr) peer_server_->Shutdown(deadline);
   client_server_.reset();
-  peer_server_.reset();
+  if (transport_ != nullptr) transport_->StopListening();
 }
 
 void ArbiterServer::Stop() {

@@ -90,7 +90,6 @@ class ArbiterServer {
   raft::Logger* const logger_;
   MemberIdentity identity_;
   std::unique_ptr<PeerTransport> transport_;
-  std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> client_server_;
   std::unique_ptr<StoreInfo> no_store_;
   std::vector<std::unique_ptr<grpc::Service>> services_;

@@ -1,8 +1,11 @@
-// Tests of the gRPC peer transport between real gRPC servers on loopback:
+// Tests of the TCP peer transport between real sockets on loopback:
 // ordered delivery, chunked snapshots, refusal of strangers, reports of
 // what could not be sent, of a peer's stream closing, and recovery when a
 // peer comes back.
 #include "server/peer_transport.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -11,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "proto/peer.pb.h"
+#include "server/net.h"
 #include "tests/server/wait.h"
 
 namespace arbiter::server {
@@ -65,8 +70,8 @@ class RecordingHandler final : public TransportHandler {
   std::vector<std::pair<uint64_t, size_t>> lost_ ABSL_GUARDED_BY(mu_);
 };
 
-// One endpoint: a transport, its gRPC server on an ephemeral port, and a
-// recording handler.
+// One endpoint: a transport listening on an ephemeral (or given) port of
+// 127.0.0.1, and a recording handler.
 struct Endpoint {
   Endpoint(uint64_t cluster, uint64_t id, size_t chunk = 1 << 20, int port = 0) {
     PeerTransportOptions o;
@@ -76,24 +81,15 @@ struct Endpoint {
     o.logger = raft::DiscardLogger();
     transport = std::make_unique<PeerTransport>(o);
     transport->Attach(&handler);
-    grpc::ServerBuilder b;
-    b.AddListeningPort(absl::StrCat("127.0.0.1:", port), grpc::InsecureServerCredentials(),
-                       &this->port);
-    ConfigurePeerServer(o, &b);
-    b.RegisterService(transport->service());
-    server = b.BuildAndStart();
+    auto ports = transport->Listen({absl::StrCat("127.0.0.1:", port)});
+    if (ports.ok()) this->port = ports->front();
   }
   ~Endpoint() { Shutdown(); }
-  void Shutdown() {
-    if (server == nullptr) return;
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
-    server.reset();
-  }
+  void Shutdown() { transport->StopListening(); }
   std::string address() const { return absl::StrCat("127.0.0.1:", port); }
 
   RecordingHandler handler;
   std::unique_ptr<PeerTransport> transport;
-  std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
 
@@ -267,6 +263,84 @@ TEST(PeerTransportTest, ASlowPeerDoesNotStallTheOthers) {
   a.transport->Send({Msg(1, 3, 1)});
   ASSERT_TRUE(WaitFor([&] { return c.handler.received().size() == 1; }));
   EXPECT_GT(a.handler.unreachable(2), 0);
+}
+
+// A member removed from the cluster is refused on the connection it
+// already had open, not only when it dials again.
+TEST(PeerTransportTest, RefusesAPeerRemovedWhileConnected) {
+  Endpoint a(7, 1), b(7, 2);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  b.transport->Send({Msg(2, 1, 1)});
+  ASSERT_TRUE(WaitFor([&] { return a.handler.received().size() == 1; }));
+  a.transport->RemovePeer(2);
+  b.transport->Send({Msg(2, 1, 2)});
+  ASSERT_TRUE(WaitFor([&] { return a.transport->refused_batches() == 1; }));
+  EXPECT_EQ(a.handler.received().size(), 1u);
+}
+
+// Something that is not a peer of this version (here an HTTP/2 client's
+// preface) is refused without a crash, and real peers still get through.
+TEST(PeerTransportTest, RefusesAConnectionThatIsNotAPeer) {
+  Endpoint a(7, 1), b(7, 2);
+  auto fd = DialTcp(a.address(), absl::Seconds(5), -1, absl::ZeroDuration());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  ASSERT_TRUE(WriteAll(*fd, preface.data(), preface.size()).ok());
+  char c;
+  EXPECT_EQ(recv(*fd, &c, 1, 0), 0);  // closed without an answer
+  close(*fd);
+  EXPECT_EQ(a.transport->refused_batches(), 1u);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  b.transport->Send({Msg(2, 1, 1)});
+  ASSERT_TRUE(WaitFor([&] { return a.handler.received().size() == 1; }));
+}
+
+// A peer that does not read (paused, or slower than the leader) fills its
+// socket; what does not fit is queued and written, in order, once it reads
+// again.
+TEST(PeerTransportTest, QueuesWhatTheSocketCannotTakeAndWritesItInOrderLater) {
+  PeerTransportOptions o;
+  o.cluster_id = 7;
+  o.local_id = 1;
+  o.logger = raft::DiscardLogger();
+  RecordingHandler handler;
+  PeerTransport sender(o);
+  sender.Attach(&handler);
+  int port = 0;
+  auto listener = ListenTcp("127.0.0.1:0", &port);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  sender.AddPeer(2, absl::StrCat("127.0.0.1:", port));
+  const int fd = accept(*listener, nullptr, nullptr);
+  ASSERT_GE(fd, 0);
+  char magic[8];
+  ASSERT_TRUE(ReadFull(fd, magic, sizeof(magic)).ok());
+  peerpb::PeerHello hello;
+  ASSERT_TRUE(ReadFrame(fd, 4096, &hello).ok());
+  EXPECT_EQ(hello.from(), 1u);
+  EXPECT_EQ(hello.to(), 2u);
+  ASSERT_TRUE(WriteFrame(fd, peerpb::PeerStatus()).ok());
+  // 32 MiB in 256 batches, far more than the socket buffers hold; the
+  // receiver reads nothing yet.
+  constexpr int kBatches = 256;
+  const std::string payload(128 << 10, 'x');
+  for (int i = 1; i <= kBatches; ++i) {
+    raft::Message m = Msg(1, 2, i);
+    m.add_entries()->set_data(payload);
+    sender.Send({m});
+  }
+  EXPECT_EQ(handler.unreachable(2), 0);
+  for (int i = 1; i <= kBatches; ++i) {
+    peerpb::MessageBatch batch;
+    ASSERT_TRUE(ReadFrame(fd, 1 << 30, &batch).ok()) << i;
+    ASSERT_EQ(batch.messages_size(), 1);
+    ASSERT_EQ(batch.messages(0).index(), static_cast<uint64_t>(i));
+    ASSERT_EQ(batch.messages(0).entries(0).data().size(), payload.size());
+  }
+  EXPECT_EQ(handler.unreachable(2), 0);
+  close(fd);
+  close(*listener);
 }
 
 }  // namespace
