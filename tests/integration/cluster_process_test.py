@@ -4,7 +4,8 @@ real etcdctl: a leader is elected; writes replicate; kill -9 of the leader
 leads to a new leader; the killed member restarts from its data dir and
 catches up (by snapshot: the survivors compacted their logs past it); every
 member ends with the same key-value state (HashKV at one revision) and every
-acknowledged key.
+acknowledged key. Then the leader is paused (SIGSTOP): the others elect a
+leader and take writes; resumed (SIGCONT), it catches up to the same state.
 
   cluster_process_test.py <arbiterd> [--keep]
 
@@ -167,12 +168,31 @@ def main():
             return {r["Endpoint"]: r["HashKV"]["hash"] for r in json.loads(out)}
         h = hashes()
         assert len(set(h.values())) == 1, "members disagree at revision %d: %s" % (rev, h)
+
+        # A paused leader (SIGSTOP) closes none of its connections: the others
+        # elect a leader after an election timeout and keep taking writes,
+        # while what they send the paused member piles up in its sockets.
+        # Resumed, it steps down and catches up.
+        lead = poll("a leader", lambda: c.leader(c.names))
+        c.procs[lead].send_signal(signal.SIGSTOP)
+        try:
+            rest = [n for n in c.names if n != lead]
+            new_lead = poll("a leader while %s is paused" % lead, lambda: c.leader(rest))
+            print("paused", lead, "; new leader:", new_lead)
+            put_keys(c, rest, 400, 50)
+        finally:
+            c.procs[lead].send_signal(signal.SIGCONT)
+        rev = c.status(new_lead)["header"]["revision"]
+        poll("the resumed member to catch up", caught_up)
+        poll("one leader again", lambda: c.leader(c.names))
+        h = hashes()
+        assert len(set(h.values())) == 1, "members disagree at revision %d: %s" % (rev, h)
         for n in c.names:
             # etcdctl 3.4 has no --count-only; count ignores --limit.
             p = ctl([c.endpoint(n)], "get", "key-", "--prefix", "--limit", "1",
                     "--consistency=s", "-w", "json")
             count = json.loads(p.stdout).get("count", 0)
-            assert count == 400, "member %s has %d of 400 acknowledged keys" % (n, count)
+            assert count == 450, "member %s has %d of 450 acknowledged keys" % (n, count)
         c.stop_all()
         ok = True
         print("cluster process test: ok (hash %s at revision %d)" % (list(h.values())[0], rev))
