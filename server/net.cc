@@ -62,9 +62,15 @@ absl::Status Resolve(const std::string& hp, bool passive, AddrInfo* out) {
   return absl::OkStatus();
 }
 
-void SetKeepalive(int fd, absl::Duration idle) {
+void Configure(int fd, const TcpLiveness& liveness) {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (liveness.dead_after > absl::ZeroDuration()) {
+    const unsigned int ms = static_cast<unsigned int>(
+        std::max<int64_t>(1, absl::ToInt64Milliseconds(liveness.dead_after)));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+  }
+  const absl::Duration idle = liveness.keepalive_idle;
   if (idle <= absl::ZeroDuration()) return;
   const int secs = std::max<int>(1, static_cast<int>(absl::ToInt64Seconds(idle)));
   const int count = 3;
@@ -104,7 +110,7 @@ absl::StatusOr<int> ListenTcp(const std::string& host_port, int* bound_port) {
 }
 
 absl::StatusOr<int> DialTcp(const std::string& host_port, absl::Duration timeout, int cancel_fd,
-                            absl::Duration keepalive_idle) {
+                            const TcpLiveness& liveness) {
   AddrInfo ai;
   if (absl::Status s = Resolve(host_port, /*passive=*/false, &ai); !s.ok()) return s;
   const absl::Time deadline = absl::Now() + timeout;
@@ -145,7 +151,7 @@ absl::StatusOr<int> DialTcp(const std::string& host_port, absl::Duration timeout
       if (errno == ECANCELED) return last;
       continue;
     }
-    SetKeepalive(fd, keepalive_idle);
+    Configure(fd, liveness);
     if (absl::Status s = SetNonBlocking(fd, false); !s.ok()) {
       close(fd);
       return s;
@@ -155,7 +161,7 @@ absl::StatusOr<int> DialTcp(const std::string& host_port, absl::Duration timeout
   return last;
 }
 
-void ConfigureAccepted(int fd, absl::Duration keepalive_idle) { SetKeepalive(fd, keepalive_idle); }
+void ConfigureAccepted(int fd, const TcpLiveness& liveness) { Configure(fd, liveness); }
 
 void SetIoTimeout(int fd, absl::Duration timeout) {
   timeval tv{};

@@ -22,15 +22,26 @@ namespace arbiter::server {
 // free one). *bound_port receives the port it listens on.
 absl::StatusOr<int> ListenTcp(const std::string& host_port, int* bound_port);
 
+// How a connection notices that the other end is gone without being told:
+// a host that is down or cut off sends no FIN and no RST.
+struct TcpLiveness {
+  // Keepalive probes after this long idle, then this often (0: none).
+  absl::Duration keepalive_idle;
+  // Written data (or a keepalive probe) left unacknowledged this long
+  // breaks the connection with ETIMEDOUT (TCP_USER_TIMEOUT; 0: the
+  // kernel's default, which retransmits for many minutes).
+  absl::Duration dead_after;
+};
+
 // A connected socket to host_port, in blocking mode, with TCP_NODELAY and
-// keepalive probes (idle keepalive_idle, then every keepalive_idle, three
-// misses). Fails after timeout, or at once if *cancel becomes readable
-// (cancel_fd < 0: no cancellation).
+// the given liveness checks. Fails after timeout, or at once if *cancel
+// becomes readable (cancel_fd < 0: no cancellation). The name is resolved
+// first, which no cancel interrupts (numeric addresses resolve at once).
 absl::StatusOr<int> DialTcp(const std::string& host_port, absl::Duration timeout, int cancel_fd,
-                            absl::Duration keepalive_idle);
+                            const TcpLiveness& liveness);
 
 // Sets what DialTcp sets on an accepted socket.
-void ConfigureAccepted(int fd, absl::Duration keepalive_idle);
+void ConfigureAccepted(int fd, const TcpLiveness& liveness);
 
 // Blocking reads and writes give up after this long (0: never).
 void SetIoTimeout(int fd, absl::Duration timeout);

@@ -97,8 +97,18 @@ class PeerTransport::Receiver {
       for (size_t i = 0; i + 1 < p.size(); ++i) {
         if ((p[i].revents & POLLIN) == 0) continue;
         const int fd = accept4(p[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) continue;  // the dialer gave up already, or out of fds
-        ConfigureAccepted(fd, o_.keepalive_time);
+        if (fd < 0) {
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            // The connection waits in the backlog, so the socket stays
+            // readable: pause rather than spin until something is freed.
+            Log(t_->logger_, raft::LogLevel::kWarning,
+                absl::StrCat("peer listener: accept: ", std::strerror(errno)));
+            pollfd w{wake_.fd(), POLLIN, 0};
+            poll(&w, 1, 100);
+          }
+          continue;  // or the dialer gave up already
+        }
+        ConfigureAccepted(fd, TcpLiveness{o_.keepalive_time, o_.peer_timeout});
         std::list<std::unique_ptr<Conn>> finished;
         absl::MutexLock l(&mu_);
         if (stopping_) {
@@ -174,13 +184,19 @@ class PeerTransport::Receiver {
     bool by_peer = true;
     // Frames from buf[start, end); read in large pieces so a burst of small
     // batches costs one system call.
-    std::string buf(256 << 10, '\0');
+    constexpr size_t kBufBytes = 256 << 10;
+    std::string buf(kBufBytes, '\0');
     size_t start = 0, end = 0;
     peerpb::MessageBatch batch;
     while (true) {
-      // Make room: move the partial frame to the front, grow for a big one.
+      // Make room: move the partial frame to the front, grow for a big one
+      // (and give the memory back once it is through).
       if (start == end) {
         start = end = 0;
+        if (buf.size() > kBufBytes) {
+          buf.resize(kBufBytes);
+          buf.shrink_to_fit();
+        }
       } else if (end - start >= 4) {
         const size_t need = 4 + size_t{FrameLength(buf.data() + start)};
         if (need > buf.size()) {
@@ -197,7 +213,11 @@ class PeerTransport::Receiver {
       }
       const ssize_t n = recv(fd, buf.data() + end, buf.size() - end, 0);
       if (n == 0 || (n < 0 && errno != EINTR)) {
-        by_peer = !Stopping();
+        // The peer closed the connection, or its kernel reset it (the
+        // process is gone). A timeout (a partition, a host that is down)
+        // says nothing of the peer, nor does this member's own stop.
+        const bool closed = n == 0 || errno == ECONNRESET;
+        by_peer = closed && !Stopping();
         break;
       }
       if (n < 0) continue;

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,41 +85,26 @@ class PeerTransport::Sender {
     snaps_.push_back(std::move(m));
   }
 
-  // Called from the member's loop thread (through Send): writes msgs as one
-  // frame now if the connection is up and idle, else queues them.
+  // Called from the member's loop thread (through Send): writes msgs now
+  // if the connection is up and idle, else queues them.
   void SendBatch(std::vector<raft::Message> msgs) {
-    peerpb::MessageBatch batch;
-    batch.mutable_messages()->Reserve(static_cast<int>(msgs.size()));
-    for (raft::Message& m : msgs) batch.add_messages()->Swap(&m);
-    std::string frame;
-    AppendFrame(batch, &frame);
-    const size_t count = msgs.size();
+    std::vector<Frame> frames = Encode(&msgs);
     absl::MutexLock l(&mu_);
     if (stop_) return;
-    if (pending_msgs_ + count > o_.max_queue ||
-        pending_.size() - pending_off_ + frame.size() > o_.max_queue_bytes) {
-      ++dropped_;
-      t_->ReportUnreachable(peer_);
-      return;
-    }
-    if (fd_ >= 0 && pending_off_ == pending_.size()) {
-      const ssize_t n = send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n == static_cast<ssize_t>(frame.size())) return;
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        // The connection broke; the stream thread hears it too and
-        // reconnects. This batch is lost.
+    // Limits apply to what was queued before: one call's frames always go
+    // when nothing is queued, however large, so a follower far behind gets
+    // its entries even when one Ready carries more than max_queue_bytes.
+    const bool was_empty = pending_.empty();
+    for (Frame& f : frames) {
+      if (!was_empty && (pending_msgs_ + f.msgs > o_.max_queue ||
+                         pending_bytes_ + f.bytes.size() > o_.max_queue_bytes)) {
+        // The rest is dropped with it, so what arrives stays in order.
+        ++dropped_;
         t_->ReportUnreachable(peer_);
         return;
       }
-      pending_.assign(frame, n > 0 ? static_cast<size_t>(n) : 0);
-      pending_off_ = 0;
-      pending_msgs_ = count;
-      wake_.Signal();
-      return;
+      Write(std::move(f));
     }
-    pending_.append(frame);
-    pending_msgs_ += count;
-    if (fd_ >= 0) wake_.Signal();
   }
 
  private:
@@ -129,17 +115,100 @@ class PeerTransport::Sender {
     return !mu_.AwaitWithTimeout(absl::Condition(&stopped), d);
   }
 
+  // One MessageBatch, framed, and how many messages it holds.
+  struct Frame {
+    std::string bytes;
+    size_t msgs = 0;
+  };
+
+  // Frames msgs (moved from) in order, about o_.batch_bytes each.
+  std::vector<Frame> Encode(std::vector<raft::Message>* msgs) const {
+    std::vector<Frame> out;
+    peerpb::MessageBatch batch;
+    batch.mutable_messages()->Reserve(static_cast<int>(msgs->size()));
+    size_t bytes = 0;
+    auto flush = [&] {
+      Frame& f = out.emplace_back();
+      f.msgs = static_cast<size_t>(batch.messages_size());
+      AppendFrame(batch, &f.bytes);
+      batch.Clear();
+      bytes = 0;
+    };
+    for (raft::Message& m : *msgs) {
+      // Sizing costs a walk of the message; one message needs none.
+      const size_t size = msgs->size() > 1 ? m.ByteSizeLong() : 0;
+      if (batch.messages_size() > 0 && bytes + size > o_.batch_bytes) flush();
+      batch.add_messages()->Swap(&m);
+      bytes += size;
+    }
+    if (batch.messages_size() > 0) flush();
+    return out;
+  }
+
+  // Writes f to the socket now if it is connected and nothing is queued
+  // ahead; queues what is not written. A socket that broke is left to the
+  // stream thread, which hears it too and drops the queue.
+  void Write(Frame f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    size_t written = 0;
+    if (fd_ >= 0 && pending_.empty()) {
+      const ssize_t n = send(fd_, f.bytes.data(), f.bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n == static_cast<ssize_t>(f.bytes.size())) return;
+      if (n > 0) written = static_cast<size_t>(n);
+    }
+    pending_off_ = pending_.empty() ? written : pending_off_;
+    pending_bytes_ += f.bytes.size() - written;
+    pending_msgs_ += f.msgs;
+    pending_.push_back(std::move(f));
+    if (fd_ >= 0) wake_.Signal();
+  }
+
+  // Writes as much of the queue as the socket takes. False if it broke.
+  bool Flush(int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    constexpr size_t kMaxIov = 64;
+    iovec iov[kMaxIov];
+    size_t k = 0;
+    for (auto it = pending_.begin(); it != pending_.end() && k < kMaxIov; ++it, ++k) {
+      const size_t skip = k == 0 ? pending_off_ : 0;
+      iov[k].iov_base = it->bytes.data() + skip;
+      iov[k].iov_len = it->bytes.size() - skip;
+    }
+    msghdr mh{};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = k;
+    const ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    // Retire the frames written whole; their messages are gone from the
+    // queue's count as they go.
+    size_t left = static_cast<size_t>(n);
+    pending_bytes_ -= left;
+    while (left > 0) {
+      const size_t rest = pending_.front().bytes.size() - pending_off_;
+      if (left < rest) {
+        pending_off_ += left;
+        break;
+      }
+      left -= rest;
+      pending_msgs_ -= pending_.front().msgs;
+      pending_.pop_front();
+      pending_off_ = 0;
+    }
+    return true;
+  }
+
   // Drops what is queued (it was meant for a connection that is gone).
   // True if anything was.
   bool DropPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const bool any = pending_msgs_ > 0;
+    const bool any = !pending_.empty();
     pending_.clear();
     pending_off_ = 0;
+    pending_bytes_ = 0;
     pending_msgs_ = 0;
     return any;
   }
 
-  // Dials the peer and introduces this member. Cancelled by a stop.
+  // Dials the peer and introduces this member. Cancelled by a stop. The
+  // socket is in *slot from the moment it is connected, where a stop finds
+  // and shuts it down; on success it stays there for the caller to clear.
   absl::StatusOr<int> Dial(peerpb::PeerHello::Kind kind, Wakeup* cancel, int* slot) {
     // Drained before stop_ is read: a stop signalled after that read still
     // cancels the dial.
@@ -150,7 +219,8 @@ class PeerTransport::Sender {
       if (stop_) return absl::CancelledError("stopped");
       address = address_;
     }
-    absl::StatusOr<int> fd = DialTcp(address, o_.connect_timeout, cancel->fd(), o_.keepalive_time);
+    absl::StatusOr<int> fd = DialTcp(address, o_.connect_timeout, cancel->fd(),
+                                     TcpLiveness{o_.keepalive_time, o_.peer_timeout});
     if (!fd.ok()) return fd.status();
     {
       absl::MutexLock l(&mu_);
@@ -162,8 +232,8 @@ class PeerTransport::Sender {
     }
     absl::Status s = Introduce(*fd, o_, peer_, kind, o_.connect_timeout);
     absl::MutexLock l(&mu_);
-    *slot = -1;
     if (!s.ok() || stop_) {
+      *slot = -1;
       close(*fd);
       return s.ok() ? absl::CancelledError("stopped") : s;
     }
@@ -181,8 +251,9 @@ class PeerTransport::Sender {
         SetIoTimeout(*fd, absl::ZeroDuration());
         {
           absl::MutexLock l(&mu_);
+          dialing_fd_ = -1;
           fd_ = *fd;
-          if (pending_off_ < pending_.size()) wake_.Signal();
+          if (!pending_.empty()) wake_.Signal();
         }
         backoff = o_.min_backoff;
         if (logged_failure) {
@@ -230,7 +301,7 @@ class PeerTransport::Sender {
       {
         absl::MutexLock l(&mu_);
         if (stop_) return absl::CancelledError("stopped");
-        want_out = pending_off_ < pending_.size();
+        want_out = !pending_.empty();
       }
       pollfd p[2] = {{fd, static_cast<short>(POLLIN | (want_out ? POLLOUT : 0)), 0},
                      {wake_.fd(), POLLIN, 0}};
@@ -250,15 +321,8 @@ class PeerTransport::Sender {
       }
       if ((p[0].revents & POLLOUT) != 0) {
         absl::MutexLock l(&mu_);
-        const ssize_t n = send(fd, pending_.data() + pending_off_, pending_.size() - pending_off_,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (!Flush(fd))
           return absl::UnavailableError(absl::StrCat("write: ", std::strerror(errno)));
-        }
-        if (n > 0) pending_off_ += static_cast<size_t>(n);
-        if (pending_off_ == pending_.size()) {
-          DropPending();  // all written
-        }
       }
     }
   }
@@ -289,12 +353,10 @@ class PeerTransport::Sender {
   }
 
   absl::Status SendSnapshot(raft::Message m) {
+    // snap_fd_ holds the socket from its connect on, so a stop interrupts
+    // the transfer at any point.
     absl::StatusOr<int> fd = Dial(peerpb::PeerHello::SNAPSHOT, &snap_wake_, &snap_fd_);
     if (!fd.ok()) return fd.status();
-    {
-      absl::MutexLock l(&mu_);
-      snap_fd_ = *fd;
-    }
     absl::Status s = WriteSnapshot(*fd, std::move(m));
     {
       absl::MutexLock l(&mu_);
@@ -340,10 +402,11 @@ class PeerTransport::Sender {
   int fd_ ABSL_GUARDED_BY(mu_) = -1;
   int dialing_fd_ ABSL_GUARDED_BY(mu_) = -1;
   int snap_fd_ ABSL_GUARDED_BY(mu_) = -1;
-  // Frames not yet written, from pending_off_ on, and how many messages
-  // they hold (counted until all are written).
-  std::string pending_ ABSL_GUARDED_BY(mu_);
+  // Frames not yet written whole (the first from pending_off_ on), the
+  // bytes left to write and the messages they hold.
+  std::deque<Frame> pending_ ABSL_GUARDED_BY(mu_);
   size_t pending_off_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t pending_msgs_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<raft::Message> snaps_ ABSL_GUARDED_BY(mu_);
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
@@ -455,6 +518,11 @@ void PeerTransport::Send(std::vector<raft::Message> msgs) {
   for (auto& [peer, batch] : by_peer) senders_[peer]->SendBatch(std::move(batch));
 }
 
+uint64_t PeerTransport::inbound_streams_closed() const {
+  absl::MutexLock l(&mu_);
+  return inbound_closed_;
+}
+
 uint64_t PeerTransport::refused_batches() const {
   absl::MutexLock l(&mu_);
   return refused_;
@@ -486,17 +554,25 @@ void PeerTransport::InboundStreamClosed(uint64_t peer, bool by_peer) {
     auto it = inbound_streams_.find(peer);
     if (it == inbound_streams_.end()) return;
     if (--it->second > 0) {
+      ++inbound_closed_;
       // The peer already reconnected (a new connection overlapping the
       // old): it is still there.
       return;
     }
     inbound_streams_.erase(it);
-    if (!by_peer || senders_.count(peer) == 0) return;
+    if (!by_peer || senders_.count(peer) == 0) {
+      ++inbound_closed_;
+      return;
+    }
   }
   Log(logger_, raft::LogLevel::kInfo,
       absl::StrFormat("peer %x: connection from %x closed", options_.local_id, peer));
-  absl::ReaderMutexLock l(&handler_mu_);
-  if (handler_ != nullptr) handler_->OnConnectionLost(peer);
+  {
+    absl::ReaderMutexLock l(&handler_mu_);
+    if (handler_ != nullptr) handler_->OnConnectionLost(peer);
+  }
+  absl::MutexLock l(&mu_);
+  ++inbound_closed_;
 }
 
 void PeerTransport::ReportSnapshot(uint64_t peer, raft::SnapshotStatus status) {

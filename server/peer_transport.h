@@ -6,16 +6,19 @@
 //
 // Sending: one sender per remote member with its own connection and its
 // own bounded queue, so a slow or dead peer never stalls the others. Send
-// (the member's loop thread) turns each call's messages for a peer into one
-// MessageBatch frame and writes it to the peer's socket at once, without a
-// thread hand-off, when the socket has room; what does not fit is queued
-// and written by the peer's sender thread as the socket drains. The sender
-// thread also dials: it connects, introduces this member (PeerHello), and
-// when the connection breaks it reports the loss with OnUnreachable, then
+// (the member's loop thread) turns each call's messages for a peer into
+// MessageBatch frames of about batch_bytes at most and writes them to the
+// peer's socket at once, without a thread hand-off, when the socket has
+// room; what does not fit is queued and written by the peer's sender thread
+// as the socket drains. A frame that would take the queue past max_queue
+// messages or max_queue_bytes is dropped and reported with OnUnreachable
+// (Raft retries), unless the queue is empty: one Ready's worth always goes.
+// The sender thread also dials: it connects, introduces this member
+// (PeerHello), and when the connection breaks it reports the loss with
+// OnUnreachable, drops what is queued (it may have been half written), and
 // reconnects with exponential backoff (min_backoff doubling up to
-// max_backoff, jittered). Messages queued while a peer is not connected, or
-// beyond max_queue messages or max_queue_bytes, are dropped and reported the
-// same way. Raft retries.
+// max_backoff, jittered). Frames queued between connections go out on the
+// next one, or are dropped and reported if dialing fails.
 // A MsgSnap goes on a connection of its own, cut into chunks of
 // snapshot_chunk_bytes, on its own thread (one snapshot at a time per peer),
 // so a large snapshot never delays heartbeats; its outcome is always
@@ -30,13 +33,23 @@
 // before the whole MsgSnap is handed over.
 //
 // Connection loss: when the last message connection from a peer ends from
-// the peer's side (its process exited and the kernel closed its sockets, or
-// it stopped its sender), the handler hears OnConnectionLost(peer), after
-// every message that arrived on it; a follower whose leader that is can
-// then campaign without waiting out an election timeout. A peer that only
-// stops talking (paused, partitioned) closes nothing and is not reported;
-// neither is a connection this member refuses or closes, nor one replaced by
-// a newer connection already open (a reconnect).
+// the peer's side (its process exited and the kernel closed or reset its
+// sockets, or it stopped its sender), the handler hears
+// OnConnectionLost(peer), after every message that arrived on it; a
+// follower whose leader that is can then campaign without waiting out an
+// election timeout. A peer that only stops talking (paused, partitioned)
+// closes nothing and is not reported; neither is a connection this member
+// refuses or closes, nor one replaced by a newer connection already open (a
+// reconnect), nor one that times out.
+//
+// Dead links: keepalive probes and TCP_USER_TIMEOUT (peer_timeout) break a
+// connection whose other end stops acknowledging, whether data is waiting
+// or not, so a partition or a host that went down is noticed in seconds
+// and the connection redialed, rather than after the kernel's many minutes
+// of retransmissions (whose growing intervals would also delay the first
+// message after the link heals). A paused peer's kernel still acknowledges
+// until its receive buffer is full; one that keeps its window shut for
+// peer_timeout is treated as gone too, and redialed.
 //
 // Thread safety: every public method is thread-safe. Send is non-blocking.
 // The handler (the member) is called from the loop thread (inside Send) and
@@ -69,6 +82,9 @@ struct PeerTransportOptions {
   // dropped.
   size_t max_queue = 4096;
   size_t max_queue_bytes = 64 << 20;
+  // Messages to one peer are cut into frames of about this many bytes (a
+  // single larger message makes a frame of its own).
+  size_t batch_bytes = 4 << 20;
   // Largest frame accepted from a peer.
   size_t max_frame_bytes = 256 << 20;
   size_t snapshot_chunk_bytes = 1 << 20;
@@ -81,6 +97,9 @@ struct PeerTransportOptions {
   // TCP keepalive probes on idle peer connections, so a dead link or host
   // is noticed without waiting for the next write.
   absl::Duration keepalive_time = absl::Seconds(1);
+  // A connection whose other end acknowledges nothing (no data, no probe)
+  // for this long is broken and redialed.
+  absl::Duration peer_timeout = absl::Seconds(5);
   // Not owned; nullptr logs warnings and errors to stderr.
   raft::Logger* logger = nullptr;
 };
@@ -118,6 +137,9 @@ class PeerTransport final : public Transport {
 
   // Counters, for tests and status output.
   uint64_t refused_batches() const;
+  // Inbound message connections that ended (counted once whatever they
+  // caused has been reported).
+  uint64_t inbound_streams_closed() const;
 
  private:
   class Sender;
@@ -147,6 +169,7 @@ class PeerTransport final : public Transport {
   mutable absl::Mutex mu_;
   std::map<uint64_t, std::unique_ptr<Sender>> senders_ ABSL_GUARDED_BY(mu_);
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t inbound_closed_ ABSL_GUARDED_BY(mu_) = 0;
   // Inbound message connections open per peer (counted from their
   // accepted hello).
   std::map<uint64_t, int> inbound_streams_ ABSL_GUARDED_BY(mu_);

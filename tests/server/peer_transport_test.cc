@@ -4,6 +4,8 @@
 // peer comes back.
 #include "server/peer_transport.h"
 
+#include <linux/filter.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -283,7 +285,7 @@ TEST(PeerTransportTest, RefusesAPeerRemovedWhileConnected) {
 // preface) is refused without a crash, and real peers still get through.
 TEST(PeerTransportTest, RefusesAConnectionThatIsNotAPeer) {
   Endpoint a(7, 1), b(7, 2);
-  auto fd = DialTcp(a.address(), absl::Seconds(5), -1, absl::ZeroDuration());
+  auto fd = DialTcp(a.address(), absl::Seconds(5), -1, TcpLiveness{});
   ASSERT_TRUE(fd.ok()) << fd.status();
   const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   ASSERT_TRUE(WriteAll(*fd, preface.data(), preface.size()).ok());
@@ -297,50 +299,225 @@ TEST(PeerTransportTest, RefusesAConnectionThatIsNotAPeer) {
   ASSERT_TRUE(WaitFor([&] { return a.handler.received().size() == 1; }));
 }
 
-// A peer that does not read (paused, or slower than the leader) fills its
-// socket; what does not fit is queued and written, in order, once it reads
-// again.
-TEST(PeerTransportTest, QueuesWhatTheSocketCannotTakeAndWritesItInOrderLater) {
+// A listening socket standing in for a peer, driven by hand: it accepts a
+// transport's connection, answers its hello and reads its frames raw.
+class FakePeer {
+ public:
+  // rcvbuf > 0 shrinks the accepted sockets' receive buffer, so a sender
+  // that outpaces the reader has to queue sooner.
+  explicit FakePeer(int rcvbuf = 0) {
+    auto fd = ListenTcp("127.0.0.1:0", &port_);
+    if (fd.ok()) listener_ = *fd;
+    if (rcvbuf > 0) setsockopt(listener_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
+  ~FakePeer() {
+    for (int fd : conns_) close(fd);
+    if (listener_ >= 0) close(listener_);
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  // Accepts the next connection and answers its hello with OK; -1 if none
+  // comes within timeout.
+  int Accept(uint64_t want_from, absl::Duration timeout = testing::kLongTimeout) {
+    pollfd p{listener_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 1) return -1;
+    const int fd = accept(listener_, nullptr, nullptr);
+    if (fd < 0) return -1;
+    conns_.push_back(fd);
+    SetIoTimeout(fd, testing::kLongTimeout);  // a broken test fails, never hangs
+    char magic[8];
+    peerpb::PeerHello hello;
+    if (!ReadFull(fd, magic, sizeof(magic)).ok() || !ReadFrame(fd, 4096, &hello).ok() ||
+        hello.from() != want_from || !WriteFrame(fd, peerpb::PeerStatus()).ok()) {
+      return -1;
+    }
+    return fd;
+  }
+
+ private:
+  int listener_ = -1;
+  int port_ = 0;
+  std::vector<int> conns_;
+};
+
+// Makes fd's end of a connection drop every packet that reaches it, before
+// TCP sees it: nothing is acknowledged, as with a peer that is cut off or
+// whose host is down.
+bool DropEverythingArriving(int fd) {
+  static sock_filter drop[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+  sock_fprog prog{1, drop};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) == 0;
+}
+
+PeerTransportOptions SenderOptions() {
   PeerTransportOptions o;
   o.cluster_id = 7;
   o.local_id = 1;
   o.logger = raft::DiscardLogger();
+  return o;
+}
+
+raft::Message MsgWithData(uint64_t index, size_t bytes) {
+  raft::Message m = Msg(1, 2, index);
+  m.add_entries()->set_data(std::string(bytes, 'x'));
+  return m;
+}
+
+// A peer that does not read (paused, or slower than the leader) fills its
+// socket; what does not fit is queued and written, in order, once it reads
+// again.
+TEST(PeerTransportTest, QueuesWhatTheSocketCannotTakeAndWritesItInOrderLater) {
   RecordingHandler handler;
-  PeerTransport sender(o);
+  PeerTransport sender(SenderOptions());
   sender.Attach(&handler);
-  int port = 0;
-  auto listener = ListenTcp("127.0.0.1:0", &port);
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  sender.AddPeer(2, absl::StrCat("127.0.0.1:", port));
-  const int fd = accept(*listener, nullptr, nullptr);
+  FakePeer peer;
+  sender.AddPeer(2, peer.address());
+  const int fd = peer.Accept(1);
   ASSERT_GE(fd, 0);
-  char magic[8];
-  ASSERT_TRUE(ReadFull(fd, magic, sizeof(magic)).ok());
-  peerpb::PeerHello hello;
-  ASSERT_TRUE(ReadFrame(fd, 4096, &hello).ok());
-  EXPECT_EQ(hello.from(), 1u);
-  EXPECT_EQ(hello.to(), 2u);
-  ASSERT_TRUE(WriteFrame(fd, peerpb::PeerStatus()).ok());
   // 32 MiB in 256 batches, far more than the socket buffers hold; the
   // receiver reads nothing yet.
   constexpr int kBatches = 256;
-  const std::string payload(128 << 10, 'x');
-  for (int i = 1; i <= kBatches; ++i) {
-    raft::Message m = Msg(1, 2, i);
-    m.add_entries()->set_data(payload);
-    sender.Send({m});
-  }
+  constexpr size_t kPayload = 128 << 10;
+  for (int i = 1; i <= kBatches; ++i) sender.Send({MsgWithData(i, kPayload)});
   EXPECT_EQ(handler.unreachable(2), 0);
   for (int i = 1; i <= kBatches; ++i) {
     peerpb::MessageBatch batch;
     ASSERT_TRUE(ReadFrame(fd, 1 << 30, &batch).ok()) << i;
     ASSERT_EQ(batch.messages_size(), 1);
     ASSERT_EQ(batch.messages(0).index(), static_cast<uint64_t>(i));
-    ASSERT_EQ(batch.messages(0).entries(0).data().size(), payload.size());
+    ASSERT_EQ(batch.messages(0).entries(0).data().size(), kPayload);
   }
   EXPECT_EQ(handler.unreachable(2), 0);
-  close(fd);
-  close(*listener);
+}
+
+// One Ready can carry more for a peer than max_queue_bytes (a follower far
+// behind): it is cut into frames and all of it goes, none is dropped.
+TEST(PeerTransportTest, CutsALargeBatchIntoFramesAndSendsAllOfIt) {
+  PeerTransportOptions o = SenderOptions();
+  o.max_queue_bytes = 1 << 20;
+  o.batch_bytes = 300 << 10;
+  RecordingHandler handler;
+  PeerTransport sender(o);
+  sender.Attach(&handler);
+  FakePeer peer;
+  sender.AddPeer(2, peer.address());
+  const int fd = peer.Accept(1);
+  ASSERT_GE(fd, 0);
+  constexpr int kMsgs = 32;  // 4 MiB in one call
+  std::vector<raft::Message> msgs;
+  for (int i = 1; i <= kMsgs; ++i) msgs.push_back(MsgWithData(i, 128 << 10));
+  sender.Send(std::move(msgs));
+  int frames = 0;
+  uint64_t next = 1;
+  while (next <= kMsgs) {
+    peerpb::MessageBatch batch;
+    ASSERT_TRUE(ReadFrame(fd, 1 << 30, &batch).ok()) << next;
+    ++frames;
+    EXPECT_LE(batch.messages_size(), 2);  // a third 128 KiB would pass 300 KiB
+    for (const auto& m : batch.messages()) ASSERT_EQ(m.index(), next++);
+  }
+  EXPECT_EQ(frames, kMsgs / 2);
+  EXPECT_EQ(handler.unreachable(2), 0);
+}
+
+// A peer that reads, only slower than the leader writes, keeps a backlog
+// that never empties; the queue's limit counts what is still queued, not
+// everything that passed through it.
+TEST(PeerTransportTest, CountsOnlyWhatIsStillQueuedUnderASteadyBacklog) {
+  PeerTransportOptions o = SenderOptions();
+  o.max_queue = 300;
+  o.max_queue_bytes = size_t{1} << 30;
+  RecordingHandler handler;
+  PeerTransport sender(o);
+  sender.Attach(&handler);
+  FakePeer peer(/*rcvbuf=*/64 << 10);
+  sender.AddPeer(2, peer.address());
+  const int fd = peer.Accept(1);
+  ASSERT_GE(fd, 0);
+  constexpr size_t kPayload = 64 << 10;
+  // 200 frames (12.5 MiB): the socket buffers take a few MiB, the rest is
+  // queued. Then 100 rounds of reading 20 and sending 20 more: 2,200
+  // messages pass through a queue that holds well under 300 at any time.
+  uint64_t sent = 0, read = 0;
+  for (int i = 0; i < 200; ++i) sender.Send({MsgWithData(++sent, kPayload)});
+  auto read_frames = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      peerpb::MessageBatch batch;
+      ASSERT_TRUE(ReadFrame(fd, 1 << 30, &batch).ok()) << read;
+      ASSERT_EQ(batch.messages_size(), 1);
+      ASSERT_EQ(batch.messages(0).index(), ++read);
+    }
+  };
+  for (int round = 0; round < 100; ++round) {
+    read_frames(20);
+    for (int i = 0; i < 20; ++i) sender.Send({MsgWithData(++sent, kPayload)});
+    ASSERT_EQ(handler.unreachable(2), 0) << "round " << round;
+  }
+  read_frames(200);
+  EXPECT_EQ(read, sent);
+  EXPECT_EQ(handler.unreachable(2), 0);
+}
+
+// A peer cut off mid-connection acknowledges nothing: the connection is
+// broken within peer_timeout, reported, and dialed again (where TCP alone
+// would retransmit for many minutes before giving up).
+TEST(PeerTransportTest, RedialsAPeerThatStopsAcknowledging) {
+  PeerTransportOptions o = SenderOptions();
+  o.peer_timeout = absl::Seconds(1);
+  RecordingHandler handler;
+  PeerTransport sender(o);
+  sender.Attach(&handler);
+  FakePeer peer;
+  sender.AddPeer(2, peer.address());
+  const int fd = peer.Accept(1);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(DropEverythingArriving(fd));
+  sender.Send({Msg(1, 2, 1)});
+  const int again = peer.Accept(1);
+  ASSERT_GE(again, 0) << "the unacknowledged connection was never given up";
+  EXPECT_GT(handler.unreachable(2), 0);
+  sender.Send({Msg(1, 2, 2)});
+  peerpb::MessageBatch batch;
+  ASSERT_TRUE(ReadFrame(again, 1 << 20, &batch).ok());
+  EXPECT_EQ(batch.messages(0).index(), 2u);
+}
+
+// The receiving side of a cut-off link: its keepalive probes go
+// unanswered, the connection ends with a timeout, and that is not reported
+// as the peer closing it (a partition says nothing of the leader's health).
+TEST(PeerTransportTest, AConnectionThatTimesOutIsNotReportedLost) {
+  PeerTransportOptions o = SenderOptions();
+  o.local_id = 2;
+  o.peer_timeout = absl::Seconds(1);
+  RecordingHandler handler;
+  PeerTransport receiver(o);
+  receiver.Attach(&handler);
+  auto ports = receiver.Listen({"127.0.0.1:0"});
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  receiver.AddPeer(1, "127.0.0.1:1");  // known; never reached in this test
+  auto fd =
+      DialTcp(absl::StrCat("127.0.0.1:", ports->front()), absl::Seconds(5), -1, TcpLiveness{});
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  SetIoTimeout(*fd, testing::kLongTimeout);
+  peerpb::PeerHello hello;
+  hello.set_cluster_id(7);
+  hello.set_from(1);
+  hello.set_to(2);
+  std::string out = "ARBPEER1";
+  AppendFrame(hello, &out);
+  peerpb::MessageBatch batch;
+  *batch.add_messages() = Msg(1, 2, 1);
+  AppendFrame(batch, &out);
+  ASSERT_TRUE(WriteAll(*fd, out.data(), out.size()).ok());
+  peerpb::PeerStatus answer;
+  ASSERT_TRUE(ReadFrame(*fd, 4096, &answer).ok());
+  ASSERT_EQ(answer.code(), 0);
+  ASSERT_TRUE(WaitFor([&] { return handler.received().size() == 1; }));
+  ASSERT_TRUE(DropEverythingArriving(*fd));
+  ASSERT_TRUE(WaitFor([&] { return receiver.inbound_streams_closed() == 1; }))
+      << "the silent connection was never given up";
+  EXPECT_TRUE(handler.lost().empty());
+  close(*fd);
 }
 
 }  // namespace
