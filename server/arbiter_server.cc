@@ -89,6 +89,7 @@ absl::Status ArbiterServer::Init() {
   to.cluster_id = identity_.cluster_id;
   to.local_id = identity_.member_id;
   to.logger = logger_;
+  to.loop_reads = true;  // the member's loop reads its peers (server/transport.h)
   transport_ = std::make_unique<PeerTransport>(to);
   for (const auto& [id, peer] : identity_.peers) {
     if (id != identity_.member_id) transport_->AddPeer(id, peer.peer_urls.front().HostPort());

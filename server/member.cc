@@ -2,6 +2,9 @@
 // member_loop.cc.
 #include "server/member.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <utility>
 
 #include "absl/memory/memory.h"
@@ -63,6 +66,7 @@ Member::Member(const MemberOptions& options, std::unique_ptr<StateMachine> sm, T
       logger_(options.logger != nullptr ? options.logger
                                         : raft::StderrLogger(raft::LogLevel::kWarning)),
       sm_(std::move(sm)),
+      wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       inbox_(std::make_unique<Inbox>()) {
   absl::BitGen gen;
   absl::MutexLock l(&inbox_mu_);
@@ -129,7 +133,20 @@ absl::Status Member::Init() {
   return absl::OkStatus();
 }
 
-Member::~Member() { Halt(/*graceful=*/false); }
+Member::~Member() {
+  Halt(/*graceful=*/false);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void Member::WakeLoop() {
+  if (loop_polling_) {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+    loop_polling_ = false;  // one write per wait is enough
+  } else {
+    WakeLoop();
+  }
+}
 
 absl::Status Member::Enqueue(Request req) {
   absl::MutexLock l(&inbox_mu_);
@@ -146,7 +163,7 @@ absl::Status Member::Enqueue(Request req) {
     default:
       inbox_->others.push_back(std::move(req));
   }
-  inbox_cv_.Signal();
+  WakeLoop();
   return absl::OkStatus();
 }
 
@@ -275,7 +292,7 @@ void Member::Halt(bool graceful) {
     } else {
       inbox_->kill = true;
     }
-    inbox_cv_.Signal();
+    WakeLoop();
   }
   absl::MutexLock l(&join_mu_);
   if (thread_.joinable()) thread_.join();
@@ -292,14 +309,14 @@ void Member::OnMessages(std::vector<raft::Message> msgs) {
     if (inbox_->messages.size() >= options_.max_inbox_messages) break;
     inbox_->messages.push_back(std::move(m));
   }
-  inbox_cv_.Signal();
+  WakeLoop();
 }
 
 void Member::OnUnreachable(uint64_t peer) {
   absl::MutexLock l(&inbox_mu_);
   if (closed_) return;
   inbox_->unreachable.push_back(peer);
-  inbox_cv_.Signal();
+  WakeLoop();
 }
 
 void Member::OnConnectionLost(uint64_t peer) {
@@ -308,14 +325,14 @@ void Member::OnConnectionLost(uint64_t peer) {
   // Where it falls among the messages: the loop steps it after what the
   // peer sent before closing and before anything that arrived after.
   inbox_->connection_lost.emplace_back(peer, inbox_->messages.size());
-  inbox_cv_.Signal();
+  WakeLoop();
 }
 
 void Member::OnSnapshotStatus(uint64_t peer, raft::SnapshotStatus status) {
   absl::MutexLock l(&inbox_mu_);
   if (closed_) return;
   inbox_->snapshot_status.emplace_back(peer, status);
-  inbox_cv_.Signal();
+  WakeLoop();
 }
 
 }  // namespace arbiter::server

@@ -229,6 +229,8 @@ class Member final : public TransportHandler {
   // ---- Loop thread (member_loop.cc) ----
   void Run();
   Inbox WaitForWork();
+  // Tells the loop that the inbox has something.
+  void WakeLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox_mu_);
   void HandleInbox(Inbox& in, absl::Time now);
   void HandleProposals(std::vector<Request>& props);
   void HandleConfChange(Request& req);
@@ -287,7 +289,11 @@ class Member final : public TransportHandler {
 
   // ---- Shared with other threads ----
   mutable absl::Mutex inbox_mu_;
+  // Wakes the loop: a condition variable, or with a transport the loop
+  // reads (Transport::ReadFd), an eventfd it polls along with that.
   absl::CondVar inbox_cv_;
+  const int wake_fd_;
+  bool loop_polling_ ABSL_GUARDED_BY(inbox_mu_) = false;
   std::unique_ptr<Inbox> inbox_ ABSL_GUARDED_BY(inbox_mu_);
   // Set when the loop stops: requests fail at once.
   bool closed_ ABSL_GUARDED_BY(inbox_mu_) = false;

@@ -1,5 +1,8 @@
 // Member: the event loop. Everything here runs on the member's loop thread,
 // which owns the RawNode, the store's write side and the state machine.
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -57,9 +60,37 @@ void Member::Run() {
 }
 
 Member::Inbox Member::WaitForWork() {
+  const int read_fd = transport_->ReadFd();
+  // What peers sent while the loop was busy joins this round.
+  if (read_fd >= 0) transport_->ReadReady();
   absl::MutexLock l(&inbox_mu_);
-  while (inbox_->Empty() && absl::Now() < next_tick_) {
-    inbox_cv_.WaitWithDeadline(&inbox_mu_, next_tick_);
+  while (inbox_->Empty()) {
+    const absl::Time now = absl::Now();
+    if (now >= next_tick_) break;
+    if (read_fd < 0) {
+      inbox_cv_.WaitWithDeadline(&inbox_mu_, next_tick_);
+      continue;
+    }
+    // Sleep until a request (WakeLoop writes wake_fd_ while loop_polling_
+    // is set), a peer's bytes, or the next tick.
+    loop_polling_ = true;
+    inbox_mu_.Unlock();
+    pollfd p[2] = {{wake_fd_, POLLIN, 0}, {read_fd, POLLIN, 0}};
+    const int64_t ms =
+        absl::ToInt64Milliseconds(absl::Ceil(next_tick_ - now, absl::Milliseconds(1)));
+    const int n = poll(p, 2, static_cast<int>(std::max<int64_t>(1, ms)));
+    if (n > 0 && (p[0].revents & POLLIN) != 0) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof(v));
+    }
+    inbox_mu_.Lock();
+    loop_polling_ = false;
+    if (n > 0 && (p[1].revents & POLLIN) != 0) {
+      // Delivers into the inbox, which takes inbox_mu_.
+      inbox_mu_.Unlock();
+      transport_->ReadReady();
+      inbox_mu_.Lock();
+    }
   }
   Inbox out = std::move(*inbox_);
   *inbox_ = Inbox();

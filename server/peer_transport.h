@@ -25,7 +25,9 @@
 // reported with OnSnapshotStatus.
 //
 // Receiving: Listen opens the peer ports; a thread accepts connections and
-// each connection gets a reader thread. A connection is accepted only if
+// each connection gets a thread for its hello. A message connection is
+// then read, without blocking, with every other one: by the member's loop
+// (loop_reads) or by one reader thread. A connection is accepted only if
 // its hello names this cluster, this member, and a sender that is a known
 // peer; anything else is refused (FAILED_PRECONDITION for another cluster,
 // PERMISSION_DENIED for an unknown member, told to the dialer) and never
@@ -100,6 +102,10 @@ struct PeerTransportOptions {
   // A connection whose other end acknowledges nothing (no data, no probe)
   // for this long is broken and redialed.
   absl::Duration peer_timeout = absl::Seconds(5);
+  // Whether the member's loop reads the inbound message connections
+  // (ReadFd and ReadReady), saving a thread hand-off per message; else one
+  // reader thread of the transport's own does.
+  bool loop_reads = false;
   // Not owned; nullptr logs warnings and errors to stderr.
   raft::Logger* logger = nullptr;
 };
@@ -134,6 +140,11 @@ class PeerTransport final : public Transport {
   // Stops accepting and closes every inbound connection (without reporting
   // them lost); waits for their threads. Idempotent.
   void StopListening();
+
+  // With loop_reads, the member's loop reads the inbound message
+  // connections (Transport::ReadFd); otherwise a "peer-recv" thread does.
+  int ReadFd() const override;
+  void ReadReady() override;
 
   // Counters, for tests and status output.
   uint64_t refused_batches() const;

@@ -16,7 +16,8 @@
 //     arrived on it. A send failing, a full queue, or a peer that merely
 //     stops talking (paused, partitioned) is not reported there.
 //
-// Thread safety: Send is called from the member's loop thread only; the
+// Thread safety: Send and ReadReady are called from the member's loop
+// thread only (ReadReady may deliver from inside itself); the
 // handler's methods may be called from any transport thread and from
 // inside Send itself, so they must be non-blocking and take only leaf
 // locks.
@@ -52,6 +53,16 @@ class Transport {
   virtual ~Transport() = default;
   // Queues msgs (all from the local member) for delivery. Non-blocking.
   virtual void Send(std::vector<raft::Message> msgs) = 0;
+
+  // A transport may leave reading its connections to the member's loop,
+  // which saves a thread hand-off per message: ReadFd() is then a
+  // descriptor that polls readable when something arrived, and the loop
+  // calls ReadReady() on its own thread, both while it waits for work and
+  // between rounds of it. ReadReady reads what is there without blocking
+  // and delivers it through the handler. -1 (the default): the transport
+  // reads on threads of its own.
+  virtual int ReadFd() const { return -1; }
+  virtual void ReadReady() {}
 };
 
 }  // namespace arbiter::server

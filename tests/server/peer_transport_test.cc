@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +26,28 @@ namespace arbiter::server {
 namespace {
 
 using testing::WaitFor;
+
+// Stands in for a member's loop on a transport with loop_reads: waits for
+// its ReadFd and calls ReadReady, on one thread, until stopped.
+class LoopReader {
+ public:
+  explicit LoopReader(PeerTransport* t) : t_(t), thread_([this] { Run(); }) {}
+  ~LoopReader() {
+    stop_.store(true);
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    while (!stop_.load()) {
+      pollfd p{t_->ReadFd(), POLLIN, 0};
+      if (poll(&p, 1, 10) == 1) t_->ReadReady();
+    }
+  }
+  PeerTransport* const t_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // Records what a transport hands to its member.
 class RecordingHandler final : public TransportHandler {
@@ -74,24 +98,32 @@ class RecordingHandler final : public TransportHandler {
 
 // One endpoint: a transport listening on an ephemeral (or given) port of
 // 127.0.0.1, and a recording handler.
+// With loop_reads, a LoopReader plays the member's loop.
 struct Endpoint {
-  Endpoint(uint64_t cluster, uint64_t id, size_t chunk = 1 << 20, int port = 0) {
+  Endpoint(uint64_t cluster, uint64_t id, size_t chunk = 1 << 20, int port = 0,
+           bool loop_reads = false) {
     PeerTransportOptions o;
     o.cluster_id = cluster;
     o.local_id = id;
     o.snapshot_chunk_bytes = chunk;
+    o.loop_reads = loop_reads;
     o.logger = raft::DiscardLogger();
     transport = std::make_unique<PeerTransport>(o);
     transport->Attach(&handler);
     auto ports = transport->Listen({absl::StrCat("127.0.0.1:", port)});
     if (ports.ok()) this->port = ports->front();
+    if (loop_reads) loop = std::make_unique<LoopReader>(transport.get());
   }
   ~Endpoint() { Shutdown(); }
-  void Shutdown() { transport->StopListening(); }
+  void Shutdown() {
+    loop.reset();
+    transport->StopListening();
+  }
   std::string address() const { return absl::StrCat("127.0.0.1:", port); }
 
   RecordingHandler handler;
   std::unique_ptr<PeerTransport> transport;
+  std::unique_ptr<LoopReader> loop;
   int port = 0;
 };
 
@@ -121,6 +153,28 @@ TEST(PeerTransportTest, DeliversInOrderBetweenMembersOfOneCluster) {
   std::vector<raft::Message> got = b.handler.received();
   for (int i = 0; i < kCount; ++i) ASSERT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
   EXPECT_EQ(a.handler.unreachable(2), 0);
+}
+
+// The same, read by the member's loop instead of the transport's thread;
+// a peer that goes away is still reported after its last message.
+TEST(PeerTransportTest, TheMembersLoopCanReadThePeers) {
+  Endpoint a(7, 1), b(7, 2, 1 << 20, 0, /*loop_reads=*/true);
+  ASSERT_GE(b.transport->ReadFd(), 0);
+  EXPECT_LT(a.transport->ReadFd(), 0);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  constexpr int kCount = 2000;
+  for (int i = 1; i <= kCount; i += 10) {
+    std::vector<raft::Message> batch;
+    for (int j = i; j < i + 10; ++j) batch.push_back(Msg(1, 2, j));
+    a.transport->Send(std::move(batch));
+  }
+  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == kCount; }));
+  std::vector<raft::Message> got = b.handler.received();
+  for (int i = 0; i < kCount; ++i) ASSERT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
+  a.transport->RemovePeer(2);  // stops its sender, closing the stream
+  ASSERT_TRUE(WaitFor([&] { return b.handler.lost().size() == 1; }));
+  EXPECT_EQ(b.handler.lost()[0], std::make_pair(uint64_t{1}, size_t{kCount}));
 }
 
 TEST(PeerTransportTest, SnapshotTravelsInChunksAndIsReportedFinished) {
