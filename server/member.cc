@@ -144,7 +144,7 @@ void Member::WakeLoop() {
     (void)!write(wake_fd_, &one, sizeof(one));
     loop_polling_ = false;  // one write per wait is enough
   } else {
-    WakeLoop();
+    inbox_cv_.Signal();
   }
 }
 

@@ -61,13 +61,16 @@ void Member::Run() {
 
 Member::Inbox Member::WaitForWork() {
   const int read_fd = transport_->ReadFd();
-  // What peers sent while the loop was busy joins this round.
+  // What peers sent while the loop was busy joins this round. (While the
+  // loop is busy nobody reads them: a round that stalls for longer than
+  // the peers' peer_timeout with their data filling its receive buffer
+  // makes them redial, as they would for a member that stopped.)
   if (read_fd >= 0) transport_->ReadReady();
   absl::MutexLock l(&inbox_mu_);
   while (inbox_->Empty()) {
     const absl::Time now = absl::Now();
     if (now >= next_tick_) break;
-    if (read_fd < 0) {
+    if (read_fd < 0 || wake_fd_ < 0) {
       inbox_cv_.WaitWithDeadline(&inbox_mu_, next_tick_);
       continue;
     }

@@ -44,6 +44,7 @@ class PeerTransport::Receiver {
   int fd() const { return ep_; }
 
   absl::StatusOr<std::vector<int>> Listen(const std::vector<std::string>& host_ports) {
+    if (ep_ < 0) return absl::InternalError(absl::StrCat("epoll: ", std::strerror(errno)));
     std::vector<int> ports;
     for (const std::string& hp : host_ports) {
       int port = 0;
@@ -141,7 +142,12 @@ class PeerTransport::Receiver {
   void ReadLoop() {
     pollfd p[2] = {{ep_, POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
     while (true) {
-      if (poll(p, 2, -1) < 0 && errno != EINTR) return;
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        Log(t_->logger_, raft::LogLevel::kError,
+            absl::StrCat("peer reader: poll: ", std::strerror(errno)));
+        return;
+      }
       if ((p[1].revents & POLLIN) != 0) return;  // stopping
       if ((p[0].revents & POLLIN) != 0) ReadReady();
     }
@@ -180,7 +186,7 @@ class PeerTransport::Receiver {
           close(fd);
           return;
         }
-        // Join the readers of connections that ended (they exited already).
+        // Join the hello threads that ended (they exited already).
         for (auto it = conns_.begin(); it != conns_.end();) {
           if ((*it)->done) {
             (*it)->thread.join();
@@ -246,14 +252,18 @@ class PeerTransport::Receiver {
     absl::MutexLock l(&mu_);
     if (stopping_) return false;
     absl::MutexLock sl(&streams_mu_);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      Log(t_->logger_, raft::LogLevel::kError,
+          absl::StrCat("peer listener: epoll_ctl: ", std::strerror(errno)));
+      return false;
+    }
     Stream& st = streams_[fd];
     st.peer = hello.from();
     st.buf.resize(kBufBytes);
     t_->InboundStreamOpened(st.peer);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
     c->fd = -1;
     return true;
   }
@@ -320,7 +330,13 @@ class PeerTransport::Receiver {
       }
       if (!msgs.empty()) t_->Deliver(std::move(msgs));
       if (!bad.ok()) {
-        Refuse(fd, bad);
+        // Best effort on the non-blocking socket (the reason is a few dozen
+        // bytes, and the socket's send side is otherwise unused).
+        t_->CountRefused();
+        std::string why;
+        AppendFrame(ToProto(bad), &why);
+        (void)!send(fd, why.data(), why.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(fd, SHUT_WR);
         *by_peer = false;
         return false;
       }

@@ -54,9 +54,10 @@
 // peer_timeout is treated as gone too, and redialed.
 //
 // Thread safety: every public method is thread-safe. Send is non-blocking.
-// The handler (the member) is called from the loop thread (inside Send) and
-// transport threads under a reader lock, sometimes with transport locks
-// held (hence the TransportHandler rule: non-blocking, leaf locks only);
+// The handler (the member) is called from the loop thread (inside Send and
+// ReadReady) and transport threads under a reader lock, sometimes with
+// transport locks held (hence the TransportHandler rule: non-blocking, leaf
+// locks only; it must not call back into the transport);
 // Detach waits for calls in progress, so after it returns the handler may
 // be destroyed.
 #ifndef ARBITER_SERVER_PEER_TRANSPORT_H_

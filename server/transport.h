@@ -17,7 +17,8 @@
 //     stops talking (paused, partitioned) is not reported there.
 //
 // Thread safety: Send and ReadReady are called from the member's loop
-// thread only (ReadReady may deliver from inside itself); the
+// thread only (a transport may also call its own ReadReady from a thread
+// of its own, never both at once); the
 // handler's methods may be called from any transport thread and from
 // inside Send itself, so they must be non-blocking and take only leaf
 // locks.

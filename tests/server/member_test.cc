@@ -98,6 +98,24 @@ class MemberTest : public ::testing::Test {
   std::atomic<int> fatal_calls_{0};
 };
 
+// A request wakes the loop when it arrives; it does not wait for the next
+// tick. With a one-second tick and half a second to answer, a member that
+// only looks at its inbox on ticks fails most of ten proposals.
+TEST_F(MemberTest, ARequestWakesTheLoopWithoutWaitingForATick) {
+  MemberOptions o = Options();
+  o.tick_interval = absl::Seconds(1);
+  o.election_tick = 2;
+  auto m = Member::Start(o, std::make_unique<TestStateMachine>(), transport_.get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  member_ = std::move(*m);
+  network_.Attach(1, member_.get());
+  WaitUntilLeader();
+  for (int i = 0; i < 10; ++i) {
+    auto r = member_->Propose(absl::StrCat("k=", i), absl::Now() + absl::Milliseconds(500));
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+  }
+}
+
 TEST_F(MemberTest, ProposeReturnsTheStateMachineResult) {
   ASSERT_TRUE(StartMember().ok());
   WaitUntilLeader();

@@ -6,10 +6,10 @@
 
 #include <linux/filter.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,21 +31,27 @@ using testing::WaitFor;
 // its ReadFd and calls ReadReady, on one thread, until stopped.
 class LoopReader {
  public:
-  explicit LoopReader(PeerTransport* t) : t_(t), thread_([this] { Run(); }) {}
+  explicit LoopReader(PeerTransport* t)
+      : t_(t), stop_fd_(eventfd(0, EFD_CLOEXEC)), thread_([this] { Run(); }) {}
   ~LoopReader() {
-    stop_.store(true);
+    const uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof(one));
     thread_.join();
+    close(stop_fd_);
   }
 
  private:
+  // No timeout: a reader that is not woken by what arrives fails the test.
   void Run() {
-    while (!stop_.load()) {
-      pollfd p{t_->ReadFd(), POLLIN, 0};
-      if (poll(&p, 1, 10) == 1) t_->ReadReady();
+    while (true) {
+      pollfd p[2] = {{t_->ReadFd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) continue;
+      if ((p[1].revents & POLLIN) != 0) return;
+      if ((p[0].revents & POLLIN) != 0) t_->ReadReady();
     }
   }
   PeerTransport* const t_;
-  std::atomic<bool> stop_{false};
+  const int stop_fd_;
   std::thread thread_;
 };
 
