@@ -143,22 +143,28 @@ raft::Message Msg(uint64_t from, uint64_t to, uint64_t index) {
   return m;
 }
 
-TEST(PeerTransportTest, DeliversInOrderBetweenMembersOfOneCluster) {
-  Endpoint a(7, 1), b(7, 2);
-  ASSERT_NE(a.port, 0);
-  ASSERT_NE(b.port, 0);
-  a.transport->AddPeer(2, b.address());
+// a (member 1) sends count messages to b (member 2) in batches of 10; b
+// must receive them all, in order. b learns of a first, so that a's first
+// connection is never refused.
+void SendInOrder(Endpoint& a, Endpoint& b, int count) {
   b.transport->AddPeer(1, a.address());
-  constexpr int kCount = 2000;
-  for (int i = 1; i <= kCount; i += 10) {
+  a.transport->AddPeer(2, b.address());
+  for (int i = 1; i <= count; i += 10) {
     std::vector<raft::Message> batch;
     for (int j = i; j < i + 10; ++j) batch.push_back(Msg(1, 2, j));
     a.transport->Send(std::move(batch));
   }
-  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == kCount; }));
+  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == static_cast<size_t>(count); }));
   std::vector<raft::Message> got = b.handler.received();
-  for (int i = 0; i < kCount; ++i) ASSERT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
+  for (int i = 0; i < count; ++i) ASSERT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
   EXPECT_EQ(a.handler.unreachable(2), 0);
+}
+
+TEST(PeerTransportTest, DeliversInOrderBetweenMembersOfOneCluster) {
+  Endpoint a(7, 1), b(7, 2);
+  ASSERT_NE(a.port, 0);
+  ASSERT_NE(b.port, 0);
+  SendInOrder(a, b, 2000);
 }
 
 // The same, read by the member's loop instead of the transport's thread;
@@ -167,17 +173,8 @@ TEST(PeerTransportTest, TheMembersLoopCanReadThePeers) {
   Endpoint a(7, 1), b(7, 2, 1 << 20, 0, /*loop_reads=*/true);
   ASSERT_GE(b.transport->ReadFd(), 0);
   EXPECT_LT(a.transport->ReadFd(), 0);
-  a.transport->AddPeer(2, b.address());
-  b.transport->AddPeer(1, a.address());
   constexpr int kCount = 2000;
-  for (int i = 1; i <= kCount; i += 10) {
-    std::vector<raft::Message> batch;
-    for (int j = i; j < i + 10; ++j) batch.push_back(Msg(1, 2, j));
-    a.transport->Send(std::move(batch));
-  }
-  ASSERT_TRUE(WaitFor([&] { return b.handler.received().size() == kCount; }));
-  std::vector<raft::Message> got = b.handler.received();
-  for (int i = 0; i < kCount; ++i) ASSERT_EQ(got[i].index(), static_cast<uint64_t>(i + 1));
+  ASSERT_NO_FATAL_FAILURE(SendInOrder(a, b, kCount));
   a.transport->RemovePeer(2);  // stops its sender, closing the stream
   ASSERT_TRUE(WaitFor([&] { return b.handler.lost().size() == 1; }));
   EXPECT_EQ(b.handler.lost()[0], std::make_pair(uint64_t{1}, size_t{kCount}));
@@ -417,6 +414,21 @@ PeerTransportOptions SenderOptions() {
   return o;
 }
 
+// A transport (member 1) whose peer 2 is a FakePeer, connected: fd is the
+// FakePeer's end (-1 if the connection never came).
+struct SenderAndFakePeer {
+  explicit SenderAndFakePeer(const PeerTransportOptions& o, int rcvbuf = 0)
+      : sender(o), peer(rcvbuf) {
+    sender.Attach(&handler);
+    sender.AddPeer(2, peer.address());
+    fd = peer.Accept(1);
+  }
+  RecordingHandler handler;
+  PeerTransport sender;
+  FakePeer peer;
+  int fd = -1;
+};
+
 raft::Message MsgWithData(uint64_t index, size_t bytes) {
   raft::Message m = Msg(1, 2, index);
   m.add_entries()->set_data(std::string(bytes, 'x'));
@@ -427,12 +439,8 @@ raft::Message MsgWithData(uint64_t index, size_t bytes) {
 // socket; what does not fit is queued and written, in order, once it reads
 // again.
 TEST(PeerTransportTest, QueuesWhatTheSocketCannotTakeAndWritesItInOrderLater) {
-  RecordingHandler handler;
-  PeerTransport sender(SenderOptions());
-  sender.Attach(&handler);
-  FakePeer peer;
-  sender.AddPeer(2, peer.address());
-  const int fd = peer.Accept(1);
+  SenderAndFakePeer c(SenderOptions());
+  auto& [handler, sender, peer, fd] = c;
   ASSERT_GE(fd, 0);
   // 32 MiB in 256 batches, far more than the socket buffers hold; the
   // receiver reads nothing yet.
@@ -456,12 +464,8 @@ TEST(PeerTransportTest, CutsALargeBatchIntoFramesAndSendsAllOfIt) {
   PeerTransportOptions o = SenderOptions();
   o.max_queue_bytes = 1 << 20;
   o.batch_bytes = 300 << 10;
-  RecordingHandler handler;
-  PeerTransport sender(o);
-  sender.Attach(&handler);
-  FakePeer peer;
-  sender.AddPeer(2, peer.address());
-  const int fd = peer.Accept(1);
+  SenderAndFakePeer c(o);
+  auto& [handler, sender, peer, fd] = c;
   ASSERT_GE(fd, 0);
   constexpr int kMsgs = 32;  // 4 MiB in one call
   std::vector<raft::Message> msgs;
@@ -487,12 +491,8 @@ TEST(PeerTransportTest, CountsOnlyWhatIsStillQueuedUnderASteadyBacklog) {
   PeerTransportOptions o = SenderOptions();
   o.max_queue = 300;
   o.max_queue_bytes = size_t{1} << 30;
-  RecordingHandler handler;
-  PeerTransport sender(o);
-  sender.Attach(&handler);
-  FakePeer peer(/*rcvbuf=*/64 << 10);
-  sender.AddPeer(2, peer.address());
-  const int fd = peer.Accept(1);
+  SenderAndFakePeer c(o, /*rcvbuf=*/64 << 10);
+  auto& [handler, sender, peer, fd] = c;
   ASSERT_GE(fd, 0);
   constexpr size_t kPayload = 64 << 10;
   // 200 frames (12.5 MiB): the socket buffers take a few MiB, the rest is
@@ -524,12 +524,8 @@ TEST(PeerTransportTest, CountsOnlyWhatIsStillQueuedUnderASteadyBacklog) {
 TEST(PeerTransportTest, RedialsAPeerThatStopsAcknowledging) {
   PeerTransportOptions o = SenderOptions();
   o.peer_timeout = absl::Seconds(1);
-  RecordingHandler handler;
-  PeerTransport sender(o);
-  sender.Attach(&handler);
-  FakePeer peer;
-  sender.AddPeer(2, peer.address());
-  const int fd = peer.Accept(1);
+  SenderAndFakePeer c(o);
+  auto& [handler, sender, peer, fd] = c;
   ASSERT_GE(fd, 0);
   ASSERT_TRUE(DropEverythingArriving(fd));
   sender.Send({Msg(1, 2, 1)});
