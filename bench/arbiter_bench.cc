@@ -10,6 +10,7 @@
 //   arbiter-bench lease-keepalive --leases N [--ttl 60] [--window 256]   (stream_workloads.cc)
 // Common flags: --endpoints a,b,c --conns 1 --clients 1 --total 10000 --max-time 30s
 //               [--rate N] (open loop, total ops/s) [--server-pids p,q,r] [--json]
+//               [--client h2|grpc] (closed loops: lean HTTP/2 client or gRPC's)
 //
 // Clients run closed loops (or paced by --rate) over --conns HTTP/2
 // connections spread across the endpoints; every call has a deadline.
@@ -19,7 +20,7 @@
 // measured phase.
 //
 // This file: the paced and failover key-value workloads and the command
-// line; kv_async.cc: the closed-loop key-value workloads.
+// line; kv_h2.cc and kv_async.cc: the closed-loop key-value workloads.
 #include <signal.h>
 
 #include <atomic>
@@ -111,7 +112,9 @@ grpc::Status RunOp(const Options& o, etcdserverpb::KV::Stub* kv, int64_t n, absl
 int RunKv(const Options& o) {
   // Closed loops need no thread per client (kv_async.cc); paced loops and
   // the failover's per-client bookkeeping keep the blocking clients.
-  if (o.rate <= 0 && o.workload != "failover") return RunKvAsync(o);
+  if (o.rate <= 0 && o.workload != "failover") {
+    return o.client == "grpc" ? RunKvAsync(o) : RunKvH2(o);
+  }
   std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs;
   for (const auto& ch : MakeChannels(o)) stubs.push_back(etcdserverpb::KV::NewStub(ch));
   const std::string value(o.val_size, 'v');
@@ -226,6 +229,10 @@ int main(int argc, char** argv) {
                  "comma-separated PIDs of the servers: report their CPU time")
       ->delimiter(',');
   app.add_flag("--json", o.json, "one JSON object on stdout");
+  app.add_option("--client", o.client,
+                 "closed-loop put/range/txn-put/mixed: h2 (lean HTTP/2 client) or grpc "
+                 "(gRPC's C++ client)")
+      ->check(CLI::IsMember({"h2", "grpc"}));
   app.require_subcommand(1, 1);
   app.fallthrough();
   for (const char* w :

@@ -48,6 +48,9 @@ struct Options {
   // measured phase only.
   std::vector<int> server_pids;
   bool json = false;
+  // The client of the closed-loop key-value workloads: "h2" (kv_h2.cc) or
+  // "grpc" (gRPC's callback API, kv_async.cc).
+  std::string client = "h2";
 };
 
 // One channel (one HTTP/2 connection) per connection asked for, spread
@@ -105,6 +108,8 @@ void PrintReport(const Options& o, const Report& r);
 int RunKv(const Options& o);  // put, range, txn-put, mixed, failover
 // The closed-loop put, range, txn-put and mixed, on gRPC's callback API.
 int RunKvAsync(const Options& o);
+// The same workloads on a lean HTTP/2 client (nghttp2, one thread).
+int RunKvH2(const Options& o);
 int RunWatch(const Options& o);
 int RunLeaseKeepAlive(const Options& o);
 

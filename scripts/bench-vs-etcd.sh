@@ -16,6 +16,9 @@
 #                     (default build/; built with ninja if missing)
 #   --arbiterd PATH, --bench PATH, --etcd PATH (default /usr/bin/etcd),
 #   --grpc-floor PATH (default <build>/bench/arbiter-grpc-floor)
+#   --client h2|grpc  arbiter-bench's client for the closed-loop key-value
+#                     workloads (default h2: the lean HTTP/2 client, which
+#                     takes less of the CPUs the servers share with it)
 #   --no-chart        skip the PNG chart (otherwise gnuplot is installed if missing)
 #   --floor           also run the key-value workloads against three
 #                     arbiter-grpc-floor servers (answer at once, no work):
@@ -64,6 +67,7 @@ watch_rate=10
 only=""
 floor=0
 grpc_floor=""
+client=h2
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift ;;
@@ -79,7 +83,8 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift ;;
     --floor) floor=1 ;;
     --grpc-floor) grpc_floor=$2; shift ;;
-    *) sed -n '2,28p' "$0" >&2; exit 2 ;;
+    --client) client=$2; shift ;;
+    *) sed -n '2,31p' "$0" >&2; exit 2 ;;
   esac
   shift
 done
@@ -233,7 +238,7 @@ run_bench() {
   local sys=$1 round=$2 case=$3
   shift 3
   local res rc
-  res=$("$bench" "$@" --json 2>>"$out/run.log")
+  res=$("$bench" "$@" --json --client "$client" 2>>"$out/run.log")
   rc=$?
   res=$(tail -n 1 <<<"$res")
   if ! "$py" -c 'import json,sys; json.loads(sys.argv[1])' "$res" 2>/dev/null; then
@@ -349,6 +354,7 @@ log "load before: $(uptime)"
   echo "etcd: $("$etcd" --version | head -1)"
   echo "arbiterd: $arbiterd ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null))"
   echo "cpus: $(nproc); $(grep -m1 'model name' /proc/cpuinfo)"
+  echo "arbiter-bench client (closed-loop key-value workloads): $client"
   echo "load before: $(uptime)"
 } >"$out/env.txt"
 for round in $(seq 1 "$rounds"); do

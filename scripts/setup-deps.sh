@@ -12,6 +12,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libleveldb-dev libcli11-dev libabsl-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # arbiter-bench's lean HTTP/2 client.
+  libnghttp2-dev
   # Real etcd 3.4 and clients, for conformance and differential tests.
   etcd-client etcd-server python3-etcd3
 )

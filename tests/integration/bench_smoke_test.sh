@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A short, real run of arbiter-bench against a 3-member Arbiter, so the
 # benchmark keeps working: every workload must complete operations without
-# errors; the watch check must catch the events lost with a killed member;
+# errors, on both key-value clients (lean HTTP/2 and gRPC's), which must
+# also report refused calls alike; the watch check must catch the events lost with a killed member;
 # failover must report a gap after killing the member it is given.
 #   tests/integration/bench_smoke_test.sh <arbiterd> <arbiter-bench>
 set -uo pipefail
@@ -46,21 +47,37 @@ until "$bench" put --endpoints "$eps" --total 1 --json 2>/dev/null | grep -q '"o
 done
 
 fail=0
-for w in put range txn-put mixed; do
-  out=$("$bench" "$w" --endpoints "$eps" --clients 4 --conns 2 --total 200 --max-time 20 \
-    --server-pids "$(IFS=,; echo "${pids[*]}")" --json)
-  echo "$out"
-  if ! grep -q '"errors":{}' <<<"$out" || ! grep -q '"ops":200,' <<<"$out"; then
-    echo "FAIL: $w: $out"
-    fail=1
-  fi
-  # The servers' usage was measured: some CPU and some context switches.
-  if ! grep -Eq '"server_cpu_s":[0-9.]+,' <<<"$out" ||
-    ! grep -Eq '"server_switches_per_op":(0\.[0-9]*[1-9]|[1-9])' <<<"$out"; then
-    echo "FAIL: $w: server usage not measured: $out"
-    fail=1
-  fi
+for client in h2 grpc; do
+  for w in put range txn-put mixed; do
+    out=$("$bench" "$w" --client "$client" --endpoints "$eps" --clients 4 --conns 2 --total 200 \
+      --max-time 20 --server-pids "$(IFS=,; echo "${pids[*]}")" --json)
+    echo "$client $out"
+    if ! grep -q '"errors":{}' <<<"$out" || ! grep -q '"ops":200,' <<<"$out"; then
+      echo "FAIL: $client $w: $out"
+      fail=1
+    fi
+    # The servers' usage was measured: some CPU and some context switches.
+    if ! grep -Eq '"server_cpu_s":[0-9.]+,' <<<"$out" ||
+      ! grep -Eq '"server_switches_per_op":(0\.[0-9]*[1-9]|[1-9])' <<<"$out"; then
+      echo "FAIL: $client $w: server usage not measured: $out"
+      fail=1
+    fi
+  done
 done
+
+# Refused calls are counted by their gRPC code, the same by both clients: a
+# put of a 1 MiB key and a 1 MiB value is larger than a request may be.
+errs=()
+for client in h2 grpc; do
+  out=$("$bench" put --client "$client" --endpoints "$eps" --total 3 --max-time 20 \
+    --key-size 1048576 --val-size 1048576 --json)
+  echo "$client $out"
+  errs+=("$(grep -o '"errors":{[^}]*}' <<<"$out")")
+done
+if [ "${errs[0]}" != "${errs[1]}" ] || ! grep -Eq '"errors":\{"[A-Z_]+":3\}' <<<"${errs[0]}"; then
+  echo "FAIL: the clients disagree on refused puts: h2 ${errs[0]}, grpc ${errs[1]}"
+  fail=1
+fi
 
 # The watch check must catch lost events: with one stream per member, kill
 # member c while puts go on through a; the watchers on c's stream miss the
