@@ -25,8 +25,6 @@ std::vector<std::shared_ptr<grpc::Channel>> MakeChannels(const Options& o) {
     args.SetInt("arbiter-bench.conn", i);
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetMaxReceiveMessageSize(-1);
-    args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     out.push_back(grpc::CreateCustomChannel(o.endpoints[i % o.endpoints.size()],
                                             grpc::InsecureChannelCredentials(), args));
   }
