@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "kvstore/buffered_log_env.h"
 #include "kvstore/kv_internal.h"
 #include "kvstore/leveldb_check.h"
 #include "kvstore/mvcc_keys.h"
@@ -233,10 +234,12 @@ void KvStateMachine::InstallState(State state) {
   members_ = std::move(state.members);
 }
 
-KvStateMachine::KvStateMachine(const Options& options, std::unique_ptr<leveldb::Cache> cache,
+KvStateMachine::KvStateMachine(const Options& options, std::unique_ptr<leveldb::Env> env,
+                               std::unique_ptr<leveldb::Cache> cache,
                                std::unique_ptr<const leveldb::FilterPolicy> filter,
                                std::unique_ptr<leveldb::DB> db)
     : options_(options),
+      env_(std::move(env)),
       cache_(std::move(cache)),
       filter_(std::move(filter)),
       db_(std::move(db)),
@@ -248,8 +251,14 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(const std::
                                                                      const Options& options) {
   std::unique_ptr<leveldb::Cache> cache(leveldb::NewLRUCache(options.block_cache_bytes));
   std::unique_ptr<const leveldb::FilterPolicy> filter(leveldb::NewBloomFilterPolicy(10));
+  // No write of this database is synced (see Write), so on the file system
+  // its log writes are gathered in memory too (buffered_log_env.h). An
+  // injected Env (tests) sees every write as it is made, so that a fault or
+  // a stall it injects hits the write that causes it.
+  std::unique_ptr<leveldb::Env> env;
+  if (options.env == nullptr) env = std::make_unique<BufferedLogEnv>(leveldb::Env::Default());
   leveldb::Options opts;
-  opts.env = options.env != nullptr ? options.env : leveldb::Env::Default();
+  opts.env = env != nullptr ? env.get() : options.env;
   opts.create_if_missing = options.create_if_missing;
   opts.block_cache = cache.get();
   opts.filter_policy = filter.get();
@@ -293,8 +302,8 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(const std::
       return s;
     }
   }
-  std::unique_ptr<KvStateMachine> sm(
-      new KvStateMachine(options, std::move(cache), std::move(filter), std::move(db)));
+  std::unique_ptr<KvStateMachine> sm(new KvStateMachine(options, std::move(env), std::move(cache),
+                                                        std::move(filter), std::move(db)));
   {
     absl::MutexLock lock(&sm->mu_);
     sm->InstallState(std::move(state));

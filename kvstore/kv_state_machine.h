@@ -115,7 +115,8 @@ struct EventBatch {
 class KvStateMachine {
  public:
   struct Options {
-    // Not owned; nullptr means leveldb::Env::Default().
+    // Not owned; nullptr means leveldb::Env::Default(), with the database's
+    // log writes gathered in memory (kvstore/buffered_log_env.h).
     leveldb::Env* env = nullptr;
     bool create_if_missing = true;
     // Grants below this TTL (seconds) are raised to it (etcd: ceil(1.5 x
@@ -239,7 +240,8 @@ class KvStateMachine {
     absl::btree_map<uint64_t, internalpb::MemberAttributes> members;
   };
 
-  KvStateMachine(const Options& options, std::unique_ptr<leveldb::Cache> cache,
+  KvStateMachine(const Options& options, std::unique_ptr<leveldb::Env> env,
+                 std::unique_ptr<leveldb::Cache> cache,
                  std::unique_ptr<const leveldb::FilterPolicy> filter,
                  std::unique_ptr<leveldb::DB> db);
 
@@ -306,6 +308,7 @@ class KvStateMachine {
 
   const Options options_;
   // Declared before db_ so that they outlive it.
+  std::unique_ptr<leveldb::Env> env_;  // the database's, if not injected
   std::unique_ptr<leveldb::Cache> cache_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;

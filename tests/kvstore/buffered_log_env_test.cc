@@ -1,0 +1,113 @@
+// BufferedLogEnv: LevelDB log writes reach the file in pieces, at Sync and
+// at Close (or when the file is dropped unclosed, as LevelDB drops its log
+// when the database closes); other files are written as they come.
+#include "kvstore/buffered_log_env.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "leveldb/db.h"
+#include "leveldb/env.h"
+#include "leveldb/helpers/memenv.h"
+#include "leveldb/options.h"
+
+namespace arbiter::kv {
+namespace {
+
+class BufferedLogEnvTest : public ::testing::Test {
+ protected:
+  BufferedLogEnvTest() : base_(leveldb::NewMemEnv(leveldb::Env::Default())), env_(base_.get()) {
+    EXPECT_TRUE(base_->CreateDir("db").ok());
+  }
+
+  // What the base Env holds of fname.
+  uint64_t Size(const std::string& fname) {
+    uint64_t n = 0;
+    EXPECT_TRUE(base_->GetFileSize(fname, &n).ok());
+    return n;
+  }
+
+  std::unique_ptr<leveldb::WritableFile> Open(const std::string& fname) {
+    leveldb::WritableFile* f = nullptr;
+    EXPECT_TRUE(env_.NewWritableFile(fname, &f).ok());
+    return std::unique_ptr<leveldb::WritableFile>(f);
+  }
+
+  std::unique_ptr<leveldb::Env> base_;
+  BufferedLogEnv env_;
+};
+
+TEST_F(BufferedLogEnvTest, NamesLogFilesOnly) {
+  EXPECT_TRUE(BufferedLogEnv::IsLogFileName("db/000003.log"));
+  EXPECT_TRUE(BufferedLogEnv::IsLogFileName("000012.log"));
+  EXPECT_FALSE(BufferedLogEnv::IsLogFileName("db/LOG"));
+  EXPECT_FALSE(BufferedLogEnv::IsLogFileName("db/LOG.old"));
+  EXPECT_FALSE(BufferedLogEnv::IsLogFileName("db/MANIFEST-000001"));
+  EXPECT_FALSE(BufferedLogEnv::IsLogFileName("db/000005.ldb"));
+  EXPECT_FALSE(BufferedLogEnv::IsLogFileName("db/.log"));
+  EXPECT_FALSE(BufferedLogEnv::IsLogFileName("db/x1.log"));
+}
+
+TEST_F(BufferedLogEnvTest, LogWritesWaitForAPieceOrSync) {
+  auto f = Open("db/000003.log");
+  const std::string record(1000, 'r');
+  ASSERT_TRUE(f->Append(record).ok());
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(Size("db/000003.log"), 0u) << "a flushed record was written on its own";
+  uint64_t appended = record.size();
+  while (appended < BufferedLogEnv::kPieceBytes) {
+    ASSERT_TRUE(f->Append(record).ok());
+    ASSERT_TRUE(f->Flush().ok());
+    appended += record.size();
+  }
+  EXPECT_EQ(Size("db/000003.log"), appended) << "a whole piece is written at once";
+  ASSERT_TRUE(f->Append("tail").ok());
+  ASSERT_TRUE(f->Sync().ok());
+  EXPECT_EQ(Size("db/000003.log"), appended + 4) << "Sync writes what was gathered";
+  ASSERT_TRUE(f->Close().ok());
+}
+
+TEST_F(BufferedLogEnvTest, CloseAndDropWriteWhatWasGathered) {
+  auto closed = Open("db/000004.log");
+  ASSERT_TRUE(closed->Append(std::string(100, 'c')).ok());
+  ASSERT_TRUE(closed->Close().ok());
+  EXPECT_EQ(Size("db/000004.log"), 100u);
+
+  auto dropped = Open("db/000005.log");
+  ASSERT_TRUE(dropped->Append(std::string(50, 'd')).ok());
+  ASSERT_TRUE(dropped->Flush().ok());
+  dropped.reset();
+  EXPECT_EQ(Size("db/000005.log"), 50u);
+}
+
+TEST_F(BufferedLogEnvTest, OtherFilesAreWrittenAsTheyCome) {
+  auto f = Open("db/MANIFEST-000001");
+  ASSERT_TRUE(f->Append(std::string(10, 'm')).ok());
+  ASSERT_TRUE(f->Flush().ok());
+  EXPECT_EQ(Size("db/MANIFEST-000001"), 10u);
+  ASSERT_TRUE(f->Close().ok());
+}
+
+TEST_F(BufferedLogEnvTest, DatabaseReopensWithEveryWrite) {
+  leveldb::Options o;
+  o.env = &env_;
+  o.create_if_missing = true;
+  leveldb::DB* raw = nullptr;
+  ASSERT_TRUE(leveldb::DB::Open(o, "db", &raw).ok());
+  std::unique_ptr<leveldb::DB> db(raw);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "k" + std::to_string(i), "v").ok());
+  }
+  db.reset();  // closes without syncing, as the state database always does
+  ASSERT_TRUE(leveldb::DB::Open(o, "db", &raw).ok());
+  db.reset(raw);
+  std::string v;
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), "k" + std::to_string(i), &v).ok()) << i;
+  }
+}
+
+}  // namespace
+}  // namespace arbiter::kv
