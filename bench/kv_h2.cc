@@ -13,9 +13,10 @@
 // (docs/performance.md has the measured cost of both). --client grpc keeps
 // the gRPC client (kv_async.cc).
 //
-// A connection that fails ends the clients on it, with their calls counted
-// as UNAVAILABLE: this client measures healthy clusters (the failover
-// workload uses gRPC's client, which reconnects).
+// A connection that fails, or that the server closes (GOAWAY), ends the
+// clients on it, with the calls it loses counted as UNAVAILABLE: this
+// client measures healthy clusters (the failover workload uses gRPC's
+// client, which reconnects).
 //
 // Thread safety: everything runs on the calling thread.
 #include <fcntl.h>
@@ -39,6 +40,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "bench/bench_common.h"
@@ -47,8 +49,10 @@
 namespace arbiter::bench {
 namespace {
 
+// Each operation's deadline, sent as grpc-timeout, as gRPC's client does.
+constexpr absl::Duration kDeadline = absl::Seconds(5);
 // A call still outstanding when the run ended this long ago is counted as
-// DEADLINE_EXCEEDED (the server was told to give up after 5 s).
+// DEADLINE_EXCEEDED (the server was told to give up before).
 constexpr absl::Duration kGrace = absl::Seconds(6);
 
 std::string KeyOf(const Options& o, int64_t i) {
@@ -99,6 +103,7 @@ struct Conn {
   std::string out;           // bytes nghttp2 produced that the socket has not taken
   bool polling_out = false;  // EPOLLOUT is in the socket's epoll events
   bool dead = false;
+  bool goaway = false;  // the server is closing it: no new calls
   std::map<int32_t, std::unique_ptr<Call>> calls;
 };
 
@@ -159,7 +164,10 @@ class H2Bench {
       std::fprintf(stderr, "endpoint %s: want host:port\n", c->authority.c_str());
       return false;
     }
-    const std::string host = c->authority.substr(0, colon);
+    std::string host = c->authority.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);  // [::1]:2379
+    }
     const std::string port = c->authority.substr(colon + 1);
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -169,9 +177,16 @@ class H2Bench {
       std::fprintf(stderr, "endpoint %s: %s\n", c->authority.c_str(), gai_strerror(e));
       return false;
     }
-    c->fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool connected = c->fd >= 0 && connect(c->fd, res->ai_addr, res->ai_addrlen) == 0;
-    const int err = errno;
+    // Every address in turn, as gRPC's resolver does ("localhost" may be
+    // ::1 first while the server listens on 127.0.0.1).
+    bool connected = false;
+    int err = 0;
+    for (addrinfo* a = res; a != nullptr && !connected; a = a->ai_next) {
+      if (c->fd >= 0) close(c->fd);
+      c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      connected = c->fd >= 0 && connect(c->fd, a->ai_addr, a->ai_addrlen) == 0;
+      err = errno;
+    }
     freeaddrinfo(res);
     if (!connected) {
       std::fprintf(stderr, "endpoint %s: %s\n", c->authority.c_str(), std::strerror(err));
@@ -186,6 +201,7 @@ class H2Bench {
     nghttp2_session_callbacks_set_on_header_callback(cb, &H2Bench::OnHeader);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Bench::OnData);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Bench::OnClose);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Bench::OnFrame);
     contexts_.push_back({this, c});
     nghttp2_session_client_new(&c->session, cb, &contexts_.back());
     nghttp2_session_callbacks_del(cb);
@@ -208,7 +224,7 @@ class H2Bench {
     ClientState& cs = clients_[client];
     const int64_t n = next_++;
     Conn* conn = conns_[client % conns_.size()].get();
-    if (n >= o_.total || absl::Now() >= end_ || conn->dead) {
+    if (n >= o_.total || absl::Now() >= end_ || conn->dead || conn->goaway) {
       cs.done = true;
       --active_;
       return;
@@ -248,15 +264,19 @@ class H2Bench {
                         std::strlen(name), value.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME};
     };
     static const std::string kPost = "POST", kHttp = "http", kGrpc = "application/grpc",
-                             kTrailers = "trailers", kTimeout = "5S";
+                             kTrailers = "trailers";
     const std::string p = path;
+    // The operation's deadline (txn-put's second call gets what is left).
+    const int64_t left_ms = std::max<int64_t>(
+        1, absl::ToInt64Milliseconds(clients_[client].t0 + kDeadline - absl::Now()));
+    const std::string timeout = absl::StrCat(left_ms, "m");
     const nghttp2_nv headers[] = {nv(":method", kPost),
                                   nv(":scheme", kHttp),
                                   nv(":path", p),
                                   nv(":authority", conn->authority),
                                   nv("content-type", kGrpc),
                                   nv("te", kTrailers),
-                                  nv("grpc-timeout", kTimeout)};
+                                  nv("grpc-timeout", timeout)};
     nghttp2_data_provider data;
     data.source.ptr = call.get();
     data.read_callback = &H2Bench::ReadRequest;
@@ -314,6 +334,11 @@ class H2Bench {
     return 0;
   }
 
+  static int OnFrame(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type == NGHTTP2_GOAWAY) static_cast<Context*>(user)->conn->goaway = true;
+    return 0;
+  }
+
   static int OnClose(nghttp2_session*, int32_t id, uint32_t error_code, void* user) {
     auto* ctx = static_cast<Context*>(user);
     auto it = ctx->conn->calls.find(id);
@@ -331,8 +356,10 @@ class H2Bench {
       // A refusal (the server may also reset the stream, to stop a request
       // it will not read; its status still stands, as for gRPC's client).
       error = CodeName(static_cast<grpc::StatusCode>(call.grpc_status));
-    } else if (h2_error != NGHTTP2_NO_ERROR || call.http_status != 200) {
-      error = "UNAVAILABLE";
+    } else if (h2_error != NGHTTP2_NO_ERROR) {
+      error = ResetCode(h2_error);
+    } else if (call.http_status != 200) {
+      error = HttpCode(call.http_status);
     } else if (call.grpc_status < 0) {
       error = "INTERNAL";  // no status
     }
@@ -380,6 +407,52 @@ class H2Bench {
     Next(call.client);
   }
 
+  // gRPC's code for a stream reset without a status.
+  static std::string ResetCode(uint32_t h2_error) {
+    switch (h2_error) {
+      case NGHTTP2_REFUSED_STREAM:
+        return "UNAVAILABLE";
+      case NGHTTP2_CANCEL:
+        return "CANCELLED";
+      case NGHTTP2_ENHANCE_YOUR_CALM:
+        return "RESOURCE_EXHAUSTED";
+      case NGHTTP2_INADEQUATE_SECURITY:
+        return "PERMISSION_DENIED";
+      default:
+        return "INTERNAL";
+    }
+  }
+
+  // gRPC's code for a response that is not HTTP 200.
+  static std::string HttpCode(int http_status) {
+    switch (http_status) {
+      case 400:
+        return "INTERNAL";
+      case 401:
+        return "UNAUTHENTICATED";
+      case 403:
+        return "PERMISSION_DENIED";
+      case 404:
+        return "UNIMPLEMENTED";
+      case 429:
+      case 502:
+      case 503:
+      case 504:
+        return "UNAVAILABLE";
+      default:
+        return "UNKNOWN";
+    }
+  }
+
+  // A session that will neither read nor write again (after a GOAWAY, or an
+  // error nghttp2 answered with one) ends its connection.
+  void EndIfFinished(Conn* c) {
+    if (!c->dead && !nghttp2_session_want_read(c->session) &&
+        !nghttp2_session_want_write(c->session) && c->out.empty()) {
+      Kill(c, "HTTP/2 session ended");
+    }
+  }
+
   // Ends a connection that failed: its calls and clients with it.
   void Kill(Conn* c, const char* why) {
     if (c->dead) return;
@@ -417,6 +490,7 @@ class H2Bench {
       ev.data.ptr = c;
       epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
     }
+    EndIfFinished(c);
   }
 
   void Read(Conn* c) {
@@ -430,6 +504,7 @@ class H2Bench {
       const ssize_t used = nghttp2_session_mem_recv(c->session, reinterpret_cast<uint8_t*>(buf),
                                                     static_cast<size_t>(n));
       if (used < 0) return Kill(c, nghttp2_strerror(static_cast<int>(used)));
+      EndIfFinished(c);
       if (c->dead || static_cast<size_t>(n) < sizeof(buf)) return;
     }
   }
