@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -366,6 +367,48 @@ TEST(PeerTransportTest, RefusesAPeerRemovedWhileConnected) {
   b.transport->Send({Msg(2, 1, 2)});
   ASSERT_TRUE(WaitFor([&] { return a.transport->refused_batches() == 1; }));
   EXPECT_EQ(a.handler.received().size(), 1u);
+}
+
+// The same when the member's loop reads the peers.
+TEST(PeerTransportTest, TheMembersLoopRefusesAPeerRemovedWhileConnected) {
+  Endpoint a(7, 1, 1 << 20, 0, /*loop_reads=*/true), b(7, 2);
+  a.transport->AddPeer(2, b.address());
+  b.transport->AddPeer(1, a.address());
+  b.transport->Send({Msg(2, 1, 1)});
+  ASSERT_TRUE(WaitFor([&] { return a.handler.received().size() == 1; }));
+  a.transport->RemovePeer(2);
+  b.transport->Send({Msg(2, 1, 2)});
+  ASSERT_TRUE(WaitFor([&] { return a.transport->refused_batches() == 1; }));
+  EXPECT_EQ(a.handler.received().size(), 1u);
+}
+
+// More peers with bytes waiting than one read round takes (16): the loop
+// gets to every one of them, each peer's messages in order.
+TEST(PeerTransportTest, TheMembersLoopReadsMorePeersThanOneRoundTakes) {
+  constexpr int kPeers = 20;
+  constexpr int kEach = 200;
+  Endpoint hub(7, 100, 1 << 20, 0, /*loop_reads=*/true);
+  std::vector<std::unique_ptr<Endpoint>> peers;
+  for (int p = 1; p <= kPeers; ++p) {
+    peers.push_back(std::make_unique<Endpoint>(7, p));
+    hub.transport->AddPeer(p, peers.back()->address());
+    peers.back()->transport->AddPeer(100, hub.address());
+  }
+  for (int i = 1; i <= kEach; i += 10) {
+    for (int p = 1; p <= kPeers; ++p) {
+      std::vector<raft::Message> batch;
+      for (int j = i; j < i + 10; ++j) batch.push_back(Msg(p, 100, j));
+      peers[p - 1]->transport->Send(std::move(batch));
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return hub.handler.received().size() == size_t{kPeers * kEach}; }))
+      << hub.handler.received().size() << " of " << kPeers * kEach << " messages";
+  std::map<uint64_t, uint64_t> last;
+  for (const raft::Message& m : hub.handler.received()) {
+    ASSERT_EQ(m.index(), last[m.from()] + 1) << "from " << m.from();
+    last[m.from()] = m.index();
+  }
+  EXPECT_EQ(last.size(), size_t{kPeers});
 }
 
 // Something that is not a peer of this version (here an HTTP/2 client's
