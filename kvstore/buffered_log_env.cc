@@ -8,7 +8,7 @@ namespace {
 
 class BufferedLogFile final : public leveldb::WritableFile {
  public:
-  explicit BufferedLogFile(leveldb::WritableFile* base) : base_(base) {}
+  BufferedLogFile(leveldb::WritableFile* base, bool gather) : base_(base), gather_(gather) {}
   ~BufferedLogFile() override {
     // LevelDB deletes its current log without closing it when the database
     // closes: what was gathered goes to the base file, which writes it out
@@ -17,13 +17,14 @@ class BufferedLogFile final : public leveldb::WritableFile {
   }
 
   leveldb::Status Append(const leveldb::Slice& data) override {
+    if (!gather_) return base_->Append(data);
     buf_.append(data.data(), data.size());
     if (buf_.size() >= BufferedLogEnv::kPieceBytes) return Spill();
     return leveldb::Status::OK();
   }
 
   // LevelDB flushes after every record; that is what is saved here.
-  leveldb::Status Flush() override { return leveldb::Status::OK(); }
+  leveldb::Status Flush() override { return gather_ ? leveldb::Status::OK() : base_->Flush(); }
 
   leveldb::Status Sync() override {
     if (leveldb::Status s = Spill(); !s.ok()) return s;
@@ -31,9 +32,12 @@ class BufferedLogFile final : public leveldb::WritableFile {
     return base_->Sync();
   }
 
+  // LevelDB closes a log when it moves to a new one; the records in it stay
+  // only there until their memtable reaches a table file (see the header).
   leveldb::Status Close() override {
     leveldb::Status s = Spill();
     if (s.ok()) s = base_->Flush();
+    if (s.ok()) s = base_->Sync();
     leveldb::Status c = base_->Close();
     closed_ = true;
     return s.ok() ? c : s;
@@ -48,6 +52,7 @@ class BufferedLogFile final : public leveldb::WritableFile {
   }
 
   const std::unique_ptr<leveldb::WritableFile> base_;
+  const bool gather_;
   std::string buf_;
   bool closed_ = false;
 };
@@ -67,7 +72,7 @@ bool BufferedLogEnv::IsLogFileName(const std::string& fname) {
 leveldb::Status BufferedLogEnv::NewWritableFile(const std::string& fname,
                                                 leveldb::WritableFile** result) {
   leveldb::Status s = target()->NewWritableFile(fname, result);
-  if (s.ok() && IsLogFileName(fname)) *result = new BufferedLogFile(*result);
+  if (s.ok() && IsLogFileName(fname)) *result = new BufferedLogFile(*result, gather_);
   return s;
 }
 

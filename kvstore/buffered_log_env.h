@@ -1,19 +1,27 @@
 // A leveldb::Env for a database whose writes need not reach the file system
 // one by one: what LevelDB appends to its write-ahead log ("<number>.log")
 // is gathered in memory and written in pieces of kPieceBytes, and at Sync()
-// and Close(), instead of with one write(2) per record. Every other file
-// goes to the wrapped Env unchanged.
+// and Close(), instead of with one write(2) per record (when `gather` is
+// set). A log file is synced when LevelDB closes it, as it moves to a new
+// one. Every other file goes to the wrapped Env unchanged.
 //
-// For the MVCC state database (kvstore/kv_state_machine.h), which never
-// syncs: the raft log is the durable record, and a member whose state
-// database lost its last writes replays them from the raft log (or restores
-// the raft snapshot, which holds the whole state) at startup. A crash of
-// the process now loses up to kPieceBytes of state writes, as a power loss
-// already could lose any unsynced amount; recovery is the same. A torn
-// last record is dropped by LevelDB's log reader as unfinished.
+// For the MVCC state database (kvstore/kv_state_machine.h), which syncs
+// only when the member is about to discard raft log entries
+// (KvStateMachine::Sync): until then the raft log is the durable record,
+// and a member whose state database lost its last writes replays them from
+// the raft log at startup. A crash of the process loses up to kPieceBytes
+// of state writes, as a power loss could lose any unsynced amount; recovery
+// is the same. A torn last record is dropped by LevelDB's log reader as
+// unfinished.
 //
-// Why: a member applies every committed entry with one LevelDB write, and
-// on a VM each write(2) costs several microseconds of CPU.
+// Why the sync at close: LevelDB closes a full log without syncing it and
+// keeps its records only there until the memtable they are in is written
+// to a table file. A synced write covers only the current log, so without
+// it a power loss in that window could take writes that a Sync() had
+// reported durable.
+//
+// Why gather: a member applies every committed entry with one LevelDB
+// write, and on a VM each write(2) costs several microseconds of CPU.
 //
 // Thread safety: as leveldb::Env; each file is used by one thread at a time.
 #ifndef ARBITER_KVSTORE_BUFFERED_LOG_ENV_H_
@@ -30,14 +38,19 @@ class BufferedLogEnv : public leveldb::EnvWrapper {
  public:
   static constexpr size_t kPieceBytes = 64 << 10;
 
-  // base is not owned and must outlive this Env.
-  explicit BufferedLogEnv(leveldb::Env* base) : leveldb::EnvWrapper(base) {}
+  // base is not owned and must outlive this Env. Without gather, log
+  // writes go to base as they are made (and are still synced at close).
+  explicit BufferedLogEnv(leveldb::Env* base, bool gather = true)
+      : leveldb::EnvWrapper(base), gather_(gather) {}
 
   leveldb::Status NewWritableFile(const std::string& fname,
                                   leveldb::WritableFile** result) override;
 
   // True for the name of a LevelDB write-ahead log ("dir/000123.log").
   static bool IsLogFileName(const std::string& fname);
+
+ private:
+  const bool gather_;
 };
 
 }  // namespace arbiter::kv

@@ -251,14 +251,16 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(const std::
                                                                      const Options& options) {
   std::unique_ptr<leveldb::Cache> cache(leveldb::NewLRUCache(options.block_cache_bytes));
   std::unique_ptr<const leveldb::FilterPolicy> filter(leveldb::NewBloomFilterPolicy(10));
-  // No write of this database is synced (see Write), so on the file system
-  // its log writes are gathered in memory too (buffered_log_env.h). An
-  // injected Env (tests) sees every write as it is made, so that a fault or
-  // a stall it injects hits the write that causes it.
-  std::unique_ptr<leveldb::Env> env;
-  if (options.env == nullptr) env = std::make_unique<BufferedLogEnv>(leveldb::Env::Default());
+  // Only Sync() syncs this database (see Write), so on the file system its
+  // log writes are gathered in memory too (buffered_log_env.h). An injected
+  // Env (tests) sees every write as it is made, so that a fault or a stall
+  // it injects hits the write that causes it. Either way a log LevelDB
+  // closes is synced, so that Sync() covers the writes it held.
+  std::unique_ptr<leveldb::Env> env = std::make_unique<BufferedLogEnv>(
+      options.env != nullptr ? options.env : leveldb::Env::Default(),
+      /*gather=*/options.env == nullptr);
   leveldb::Options opts;
-  opts.env = env != nullptr ? env.get() : options.env;
+  opts.env = env.get();
   opts.create_if_missing = options.create_if_missing;
   opts.block_cache = cache.get();
   opts.filter_policy = filter.get();
@@ -352,6 +354,22 @@ absl::StatusOr<std::string> KvStateMachine::Snapshot() const {
   const uint32_t crc = Crc32c(0, out);
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(crc >> shift));
   return out;
+}
+
+absl::Status KvStateMachine::Sync() {
+  if (!failed_.ok()) return failed_;
+  if (AppliedIndex() == 0) return absl::OkStatus();  // nothing to keep
+  // A synced write of the applied index: LevelDB syncs its log, which holds
+  // every earlier write not yet in a table file. Tables are synced when
+  // written, and a log LevelDB moved on from was synced when it was closed
+  // (buffered_log_env.h).
+  leveldb::WriteBatch batch;
+  batch.Put(mk::kAppliedKey, mk::EncodeBE64(AppliedIndex()));
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  absl::Status s = FromLevelDb(db_->Write(wo, &batch), "mvcc state: sync");
+  if (!s.ok()) failed_ = s;
+  return s;
 }
 
 absl::Status KvStateMachine::Restore(uint64_t index, absl::string_view data) {

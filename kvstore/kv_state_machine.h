@@ -161,6 +161,12 @@ class KvStateMachine {
   // The whole state (keys with their history above the compacted revision,
   // revisions, leases, members), not the applied index.
   absl::StatusOr<std::string> Snapshot() const;
+  // Makes everything applied so far survive a crash, power loss included
+  // (applies are never synced on their own). Once it returns OK, the raft
+  // log entries up to AppliedIndex() are no longer needed to rebuild the
+  // state, which is what lets the member discard them without copying the
+  // state into a raft snapshot.
+  absl::Status Sync();
   // Replaces the whole state with a snapshot's, taken at log index `index`.
   // Errors: DataLoss if data does not parse or breaks an invariant (nothing
   // is changed then); other codes for a failed write (fail-stop).

@@ -37,6 +37,8 @@ class KvAdapter final : public StateMachine, public StoreInfo {
     return kv_->Restore(index, data);
   }
   uint64_t Hash() const override { return kv_->Hash(); }
+  bool Durable() const override { return true; }
+  absl::Status Sync() override { return kv_->Sync(); }
 
   int64_t CurrentRevision() const override { return kv_->CurrentRevision(); }
   int64_t DbSize() const override { return kv_->DbSize(); }

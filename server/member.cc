@@ -9,6 +9,7 @@
 
 #include "absl/memory/memory.h"
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "raft/logger.h"
 #include "server/errors.h"
@@ -60,6 +61,25 @@ bool DecodeRequest(absl::string_view data, RequestHeader* h, absl::string_view* 
   return true;
 }
 
+namespace {
+// Not a prefix of any state machine's snapshot format.
+constexpr absl::string_view kHeldStateMagic = "arbiter:state-held-by-the-state-machine:";
+}  // namespace
+
+std::string HeldStateMarker(uint64_t sm_applied) {
+  std::string out(kHeldStateMagic);
+  PutFixed64(&out, sm_applied);
+  return out;
+}
+
+bool ParseHeldStateMarker(absl::string_view data, uint64_t* sm_applied) {
+  if (data.size() != kHeldStateMagic.size() + 8 || !absl::StartsWith(data, kHeldStateMagic)) {
+    return false;
+  }
+  *sm_applied = GetFixed64(data.data() + kHeldStateMagic.size());
+  return true;
+}
+
 Member::Member(const MemberOptions& options, std::unique_ptr<StateMachine> sm, Transport* transport)
     : options_(options),
       transport_(transport),
@@ -108,7 +128,18 @@ absl::Status Member::Init() {
   auto snap = store_->Snapshot();
   if (!snap.ok()) return snap.status();
   snapshot_index_ = snap->metadata().index();
-  if (snapshot_index_ > sm_->AppliedIndex()) {
+  uint64_t held = 0;
+  if (ParseHeldStateMarker(snap->data(), &held)) {
+    // The log before the snapshot is gone and the state machine was to hold
+    // what it covered: if it does not, nothing can rebuild it.
+    if (sm_->AppliedIndex() < held) {
+      return absl::DataLossError(absl::StrCat("the raft snapshot at index ", snapshot_index_,
+                                              " says the state machine holds the state "
+                                              "up to its command at index ",
+                                              held, ", but it has applied only up to ",
+                                              sm_->AppliedIndex()));
+    }
+  } else if (snapshot_index_ > sm_->AppliedIndex()) {
     if (absl::Status s = sm_->Restore(snapshot_index_, snap->data()); !s.ok()) return s;
   }
   conf_state_ = snap->metadata().conf_state();

@@ -237,6 +237,9 @@ class Member final : public TransportHandler {
   void HandleReads(std::vector<Request>& reads);
   void MaybeTick(absl::Time now);
   absl::Status ProcessReadies();
+  // Puts the state in place of a held-state marker (member_internal.h) in
+  // every snapshot message, before it leaves.
+  absl::Status FillSnapshots(std::vector<raft::Message>& msgs);
   absl::Status ApplySnapshot(const raft::Snapshot& snap);
   absl::Status ApplyEntries(const std::vector<raft::Entry>& ents);
   absl::Status ApplyNormal(const raft::Entry& e);

@@ -109,6 +109,14 @@ std::string EncodeRequest(const RequestHeader& h, absl::string_view payload);
 // Splits data into header and payload. False if data has no valid header.
 bool DecodeRequest(absl::string_view data, RequestHeader* h, absl::string_view* payload);
 
+// The data of a raft snapshot whose state a durable state machine holds
+// (StateMachine::Durable): a marker and the state machine's applied index
+// when it was synced. Such a snapshot never leaves the member: the leader
+// puts the serialized state in its place when it sends one.
+std::string HeldStateMarker(uint64_t sm_applied);
+// True if data is such a marker; sets *sm_applied.
+bool ParseHeldStateMarker(absl::string_view data, uint64_t* sm_applied);
+
 }  // namespace arbiter::server
 
 #endif  // ARBITER_SERVER_MEMBER_INTERNAL_H_

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -222,6 +223,7 @@ absl::Status Member::ProcessReadies() {
     // the followers' (raft/ready.h); nothing is stepped in before Advance.
     if (rd.send_before_persist && !rd.messages.empty()) {
       AnnounceCommit();
+      if (absl::Status s = FillSnapshots(rd.messages); !s.ok()) return s;
       transport_->Send(std::exchange(rd.messages, {}));
     }
     // 1. Persist, in one write, before anything else leaves this member.
@@ -240,6 +242,7 @@ absl::Status Member::ProcessReadies() {
     // 2. Send (what was not sent already).
     if (!rd.messages.empty()) {
       AnnounceCommit();
+      if (absl::Status s = FillSnapshots(rd.messages); !s.ok()) return s;
       transport_->Send(std::move(rd.messages));
     }
     // 3. Apply.
@@ -257,9 +260,48 @@ absl::Status Member::ProcessReadies() {
   return absl::OkStatus();
 }
 
+absl::Status Member::FillSnapshots(std::vector<raft::Message>& msgs) {
+  std::optional<raft::Snapshot> full;
+  uint64_t held = 0;
+  for (raft::Message& m : msgs) {
+    if (m.type() != raftpb::MSG_SNAP || !ParseHeldStateMarker(m.snapshot().data(), &held)) {
+      continue;
+    }
+    if (!full.has_value()) {
+      // The state now is the state at applied_ (this Ready's entries are
+      // applied after its messages leave), which is at or past the stored
+      // snapshot's index and committed: the follower gets that instead, as
+      // etcd sends its database as it is at the time of sending. Its
+      // acknowledgement of the later index satisfies the leader's wait for
+      // the snapshot.
+      auto data = sm_->Snapshot();
+      if (!data.ok()) {
+        return absl::Status(data.status().code(),
+                            absl::StrCat("snapshot for a follower: ", data.status().message()));
+      }
+      auto term = node_->raft().log().Term(applied_);
+      RAFT_CHECK(term.ok()) << "no term for applied index " << applied_ << ": " << term.status()
+                            << "; " << DescribeState();
+      full.emplace();
+      full->mutable_metadata()->set_index(applied_);
+      full->mutable_metadata()->set_term(*term);
+      *full->mutable_metadata()->mutable_conf_state() = conf_state_;
+      full->set_data(std::move(*data));
+    }
+    *m.mutable_snapshot() = *full;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Member::ApplySnapshot(const raft::Snapshot& snap) {
   if (raft::IsEmptySnapshot(snap)) return absl::OkStatus();
   const uint64_t index = snap.metadata().index();
+  uint64_t held = 0;
+  if (ParseHeldStateMarker(snap.data(), &held)) {
+    // The leader replaces these with the state before sending (FillSnapshots).
+    return absl::DataLossError(
+        absl::StrCat("received a snapshot at index ", index, " without the state in it"));
+  }
   RAFT_CHECK(index > applied_) << "snapshot at " << index << " not past applied; "
                                << DescribeState();
   if (absl::Status s = sm_->Restore(index, snap.data()); !s.ok()) return s;
@@ -333,9 +375,22 @@ absl::Status Member::ApplyConfChangeEntry(const raft::Entry& e) {
 
 absl::Status Member::TakeSnapshot(uint64_t index) {
   if (index <= snapshot_index_) return absl::OkStatus();
-  auto data = sm_->Snapshot();
-  if (!data.ok()) return data.status();
-  absl::Status s = store_->CreateSnapshot(index, conf_state_, std::move(*data));
+  std::string data;
+  if (sm_->Durable()) {
+    // The state machine keeps the state: once it is synced, the entries up
+    // to index are not needed to rebuild it, and the snapshot records only
+    // that. Serializing the whole state here instead would stall the loop
+    // and hold several copies of it in memory, at every snapshot.
+    if (absl::Status s = sm_->Sync(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("state machine sync: ", s.message()));
+    }
+    data = HeldStateMarker(sm_->AppliedIndex());
+  } else {
+    auto full = sm_->Snapshot();
+    if (!full.ok()) return full.status();
+    data = std::move(*full);
+  }
+  absl::Status s = store_->CreateSnapshot(index, conf_state_, std::move(data));
   if (raft::IsSnapOutOfDate(s)) return absl::OkStatus();
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat("create snapshot: ", s.message()));
   snapshot_index_ = index;

@@ -8,6 +8,8 @@
 // index (the KV store writes both in one LevelDB WriteBatch). After a crash
 // the member replays the log from its last raft snapshot; commands at or
 // below AppliedIndex() are skipped by the member, so replay is idempotent.
+// A durable implementation syncs when asked (Sync), before the member
+// discards the log entries behind a snapshot.
 // If the index were written separately, a crash between the two writes would
 // apply a command twice or lose it (etcd #13766). A non-durable
 // implementation (TestStateMachine) starts empty and is restored from the
@@ -50,9 +52,20 @@ class StateMachine {
   // member's applied index; the state is the same at both.
   virtual uint64_t AppliedIndex() const = 0;
 
-  // Serializes the whole state as of AppliedIndex(). The member stores it in
-  // the raft log store's snapshot (and ships it to lagging followers).
+  // Serializes the whole state as of AppliedIndex(). A member ships it to a
+  // follower that needs a snapshot; unless the state machine is durable, it
+  // also stores it in the raft log store's snapshot.
   virtual absl::StatusOr<std::string> Snapshot() const = 0;
+
+  // True if Sync() makes the state survive a crash. The member then keeps
+  // no copy of the state in its raft snapshots: when the log is to be
+  // compacted it calls Sync() and records only that the state machine
+  // holds the state up to the snapshot's index.
+  virtual bool Durable() const { return false; }
+
+  // Makes everything applied so far survive a crash, power loss included.
+  // REQUIRES: Durable().
+  virtual absl::Status Sync() { return absl::UnimplementedError("state machine is not durable"); }
 
   // Replaces the whole state with a snapshot's, taken at index.
   // Errors: DataLoss if data does not parse (the member fail-stops).

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "kvstore/fault_env.h"
 #include "leveldb/db.h"
 #include "leveldb/env.h"
 #include "leveldb/helpers/memenv.h"
@@ -80,6 +81,35 @@ TEST_F(BufferedLogEnvTest, CloseAndDropWriteWhatWasGathered) {
   ASSERT_TRUE(dropped->Flush().ok());
   dropped.reset();
   EXPECT_EQ(Size("db/000005.log"), 50u);
+}
+
+// LevelDB closes a full log without syncing it, and its records live only
+// there until their memtable reaches a table file: a closed log is synced,
+// gathered or not. A power loss keeps it whole; an unsynced file of another
+// kind is lost, which shows that the power loss is real.
+TEST_F(BufferedLogEnvTest, ClosingALogSyncsIt) {
+  FaultEnv fault(base_.get());
+  for (bool gather : {true, false}) {
+    BufferedLogEnv env(&fault, gather);
+    const std::string log = gather ? "db/000006.log" : "db/000007.log";
+    leveldb::WritableFile* f = nullptr;
+    ASSERT_TRUE(env.NewWritableFile(log, &f).ok());
+    std::unique_ptr<leveldb::WritableFile> closed(f);
+    ASSERT_TRUE(closed->Append(std::string(300, 'l')).ok());
+    ASSERT_TRUE(closed->Flush().ok());
+    EXPECT_EQ(Size(log), gather ? 0u : 300u) << "gather " << gather;
+    ASSERT_TRUE(closed->Close().ok());
+
+    const std::string other = gather ? "db/MANIFEST-000006" : "db/MANIFEST-000007";
+    ASSERT_TRUE(env.NewWritableFile(other, &f).ok());
+    std::unique_ptr<leveldb::WritableFile> unsynced(f);
+    ASSERT_TRUE(unsynced->Append(std::string(10, 'm')).ok());
+    ASSERT_TRUE(unsynced->Close().ok());
+
+    ASSERT_TRUE(fault.DropUnsyncedData().ok());
+    EXPECT_EQ(Size(log), 300u) << "gather " << gather;
+    EXPECT_EQ(Size(other), 0u) << "gather " << gather;
+  }
 }
 
 TEST_F(BufferedLogEnvTest, OtherFilesAreWrittenAsTheyCome) {

@@ -290,6 +290,21 @@ TEST(KvStateMachineTest, ValuesComeFromTheStoreOrTheCommandsOwnWrites) {
   EXPECT_EQ(h.Get("a").kvs_size(), 0);
 }
 
+// Applies are not synced; Sync() makes all of them survive a power loss.
+// The applies after it are lost with the power (the crash is real).
+TEST(KvStateMachineTest, SyncKeepsEveryApplyThroughPowerLoss) {
+  KvHarness h;
+  EXPECT_TRUE(h.sm()->Sync().ok()) << "nothing applied yet";
+  for (int i = 0; i < 50; ++i) h.Apply(PutReq(absl::StrCat("k", i), std::string(100, 'v')));
+  ASSERT_TRUE(h.sm()->Sync().ok());
+  h.Apply(PutReq("late1", "x"));
+  h.Apply(PutReq("late2", "x"));
+  h.Crash();
+  EXPECT_EQ(h.sm()->AppliedIndex(), 50u);
+  EXPECT_EQ(h.Get("k49").kvs_size(), 1);
+  EXPECT_EQ(h.Get("late1").kvs_size(), 0);
+}
+
 TEST(KvStateMachineTest, CompactionRemovesOldRevisionsPhysically) {
   KvHarness h;
   h.Apply(PutReq("a", "1"));  // 2
