@@ -8,7 +8,8 @@ namespace {
 
 class BufferedLogFile final : public leveldb::WritableFile {
  public:
-  BufferedLogFile(leveldb::WritableFile* base, bool gather) : base_(base), gather_(gather) {}
+  BufferedLogFile(BufferedLogEnv* env, leveldb::WritableFile* base, bool gather)
+      : env_(env), base_(base), gather_(gather) {}
   ~BufferedLogFile() override {
     // LevelDB deletes its current log without closing it when the database
     // closes: what was gathered goes to the base file, which writes it out
@@ -33,14 +34,18 @@ class BufferedLogFile final : public leveldb::WritableFile {
   }
 
   // LevelDB closes a log when it moves to a new one; the records in it stay
-  // only there until their memtable reaches a table file (see the header).
+  // only there until their memtable reaches a table file, so the file is
+  // handed to the Env, open, to be synced (see the header).
   leveldb::Status Close() override {
     leveldb::Status s = Spill();
     if (s.ok()) s = base_->Flush();
-    if (s.ok()) s = base_->Sync();
-    leveldb::Status c = base_->Close();
     closed_ = true;
-    return s.ok() ? c : s;
+    if (!s.ok()) {
+      (void)base_->Close();
+      return s;
+    }
+    env_->AddClosedLog(std::move(base_));
+    return leveldb::Status::OK();
   }
 
  private:
@@ -51,13 +56,48 @@ class BufferedLogFile final : public leveldb::WritableFile {
     return s;
   }
 
-  const std::unique_ptr<leveldb::WritableFile> base_;
+  BufferedLogEnv* const env_;
+  std::unique_ptr<leveldb::WritableFile> base_;
   const bool gather_;
   std::string buf_;
   bool closed_ = false;
 };
 
 }  // namespace
+
+BufferedLogEnv::~BufferedLogEnv() {
+  absl::MutexLock l(&mu_);
+  for (auto& f : closed_) (void)f->Close();
+}
+
+void BufferedLogEnv::AddClosedLog(std::unique_ptr<leveldb::WritableFile> file) {
+  std::unique_ptr<leveldb::WritableFile> oldest;
+  {
+    absl::MutexLock l(&mu_);
+    closed_.push_back(std::move(file));
+    if (closed_.size() <= kMaxClosedLogs) return;
+    oldest = std::move(closed_.front());
+    closed_.pop_front();
+  }
+  // A failure here is not reported to anyone; it reappears as data that a
+  // power loss took, which the member's startup check refuses.
+  if (oldest->Sync().ok()) (void)oldest->Close();
+}
+
+leveldb::Status BufferedLogEnv::SyncClosedLogs() {
+  absl::MutexLock l(&mu_);
+  while (!closed_.empty()) {
+    if (leveldb::Status s = closed_.front()->Sync(); !s.ok()) return s;
+    (void)closed_.front()->Close();
+    closed_.pop_front();
+  }
+  return leveldb::Status::OK();
+}
+
+size_t BufferedLogEnv::closed_logs() const {
+  absl::MutexLock l(&mu_);
+  return closed_.size();
+}
 
 bool BufferedLogEnv::IsLogFileName(const std::string& fname) {
   const size_t slash = fname.rfind('/');
@@ -72,7 +112,7 @@ bool BufferedLogEnv::IsLogFileName(const std::string& fname) {
 leveldb::Status BufferedLogEnv::NewWritableFile(const std::string& fname,
                                                 leveldb::WritableFile** result) {
   leveldb::Status s = target()->NewWritableFile(fname, result);
-  if (s.ok() && IsLogFileName(fname)) *result = new BufferedLogFile(*result, gather_);
+  if (s.ok() && IsLogFileName(fname)) *result = new BufferedLogFile(this, *result, gather_);
   return s;
 }
 

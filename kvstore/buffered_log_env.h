@@ -2,8 +2,9 @@
 // one by one: what LevelDB appends to its write-ahead log ("<number>.log")
 // is gathered in memory and written in pieces of kPieceBytes, and at Sync()
 // and Close(), instead of with one write(2) per record (when `gather` is
-// set). A log file is synced when LevelDB closes it, as it moves to a new
-// one. Every other file goes to the wrapped Env unchanged.
+// set). A log LevelDB closes (as it moves to a new one) is kept open, to be
+// synced by SyncClosedLogs(). Every other file goes to the wrapped Env
+// unchanged.
 //
 // For the MVCC state database (kvstore/kv_state_machine.h), which syncs
 // only when the member is about to discard raft log entries
@@ -14,11 +15,13 @@
 // is the same. A torn last record is dropped by LevelDB's log reader as
 // unfinished.
 //
-// Why the sync at close: LevelDB closes a full log without syncing it and
+// Why keep closed logs: LevelDB closes a full log without syncing it and
 // keeps its records only there until the memtable they are in is written
-// to a table file. A synced write covers only the current log, so without
-// it a power loss in that window could take writes that a Sync() had
-// reported durable.
+// to a table file. A synced write covers only the current log, so a Sync()
+// that did not also sync those could report writes durable that a power
+// loss then takes. They are synced at Sync() rather than when closed, which
+// would put an fsync of a whole log inside an apply, under LevelDB's lock.
+// At most kMaxClosedLogs wait; beyond that the oldest is synced at close.
 //
 // Why gather: a member applies every committed entry with one LevelDB
 // write, and on a VM each write(2) costs several microseconds of CPU.
@@ -28,8 +31,12 @@
 #define ARBITER_KVSTORE_BUFFERED_LOG_ENV_H_
 
 #include <cstddef>
+#include <deque>
+#include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "leveldb/env.h"
 
 namespace arbiter::kv {
@@ -37,11 +44,14 @@ namespace arbiter::kv {
 class BufferedLogEnv : public leveldb::EnvWrapper {
  public:
   static constexpr size_t kPieceBytes = 64 << 10;
+  static constexpr size_t kMaxClosedLogs = 16;
 
   // base is not owned and must outlive this Env. Without gather, log
   // writes go to base as they are made (and are still synced at close).
   explicit BufferedLogEnv(leveldb::Env* base, bool gather = true)
       : leveldb::EnvWrapper(base), gather_(gather) {}
+  // Closes the logs still waiting, unsynced.
+  ~BufferedLogEnv() override;
 
   leveldb::Status NewWritableFile(const std::string& fname,
                                   leveldb::WritableFile** result) override;
@@ -49,8 +59,20 @@ class BufferedLogEnv : public leveldb::EnvWrapper {
   // True for the name of a LevelDB write-ahead log ("dir/000123.log").
   static bool IsLogFileName(const std::string& fname);
 
+  // Syncs and closes every log LevelDB closed since the last call. Errors:
+  // the first failure (the logs after it stay waiting).
+  leveldb::Status SyncClosedLogs();
+
+  // How many closed logs wait for SyncClosedLogs.
+  size_t closed_logs() const;
+
+  // Called by the log files it hands out, as LevelDB closes them.
+  void AddClosedLog(std::unique_ptr<leveldb::WritableFile> file);
+
  private:
   const bool gather_;
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<leveldb::WritableFile>> closed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace arbiter::kv

@@ -5,6 +5,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/memory/memory.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "kvstore/buffered_log_env.h"
@@ -254,8 +255,8 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(const std::
   // Only Sync() syncs this database (see Write), so on the file system its
   // log writes are gathered in memory too (buffered_log_env.h). An injected
   // Env (tests) sees every write as it is made, so that a fault or a stall
-  // it injects hits the write that causes it. Either way a log LevelDB
-  // closes is synced, so that Sync() covers the writes it held.
+  // it injects hits the write that causes it. Either way the logs LevelDB
+  // closes wait for Sync(), which syncs them.
   std::unique_ptr<leveldb::Env> env = std::make_unique<BufferedLogEnv>(
       options.env != nullptr ? options.env : leveldb::Env::Default(),
       /*gather=*/options.env == nullptr);
@@ -333,41 +334,75 @@ absl::Status KvStateMachine::ReadRecord(Revision rev, std::string* scratch_key,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> KvStateMachine::Snapshot() const {
+namespace {
+
+// The Snapshot() format of what db holds (as of snap, if not null).
+absl::StatusOr<std::string> SerializeDb(leveldb::DB* db, const leveldb::Snapshot* snap,
+                                        const std::atomic<bool>* cancel) {
   leveldb::ReadOptions ro;
   ro.fill_cache = false;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
-  std::string body;
+  ro.snapshot = snap;
+  std::unique_ptr<leveldb::Iterator> it(db->NewIterator(ro));
+  // Built in place (the count is patched in at the end): the state is
+  // copied once.
+  std::string out(kSnapshotMagic);
+  const size_t count_at = out.size();
+  mk::AppendBE64(&out, 0);
   uint64_t count = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key() == mk::kAppliedKey) continue;
-    AppendVarint(&body, it->key().size());
-    body.append(it->key().data(), it->key().size());
-    AppendVarint(&body, it->value().size());
-    body.append(it->value().data(), it->value().size());
+    if (cancel != nullptr && count % 4096 == 0 && cancel->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("mvcc state: snapshot cancelled");
+    }
+    AppendVarint(&out, it->key().size());
+    out.append(it->key().data(), it->key().size());
+    AppendVarint(&out, it->value().size());
+    out.append(it->value().data(), it->value().size());
     ++count;
   }
   if (absl::Status s = FromLevelDb(it->status(), "mvcc state: snapshot"); !s.ok()) return s;
-  std::string out(kSnapshotMagic);
-  mk::AppendBE64(&out, count);
-  out += body;
+  std::string be;
+  mk::AppendBE64(&be, count);
+  out.replace(count_at, be.size(), be);
   const uint32_t crc = Crc32c(0, out);
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(crc >> shift));
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<std::string> KvStateMachine::Snapshot() const {
+  return SerializeDb(db_.get(), nullptr, nullptr);
+}
+
+KvStateMachine::FrozenState::~FrozenState() { db_->ReleaseSnapshot(snap_); }
+
+absl::StatusOr<std::string> KvStateMachine::FrozenState::Serialize(
+    const std::atomic<bool>* cancel) const {
+  return SerializeDb(db_, snap_, cancel);
+}
+
+std::unique_ptr<KvStateMachine::FrozenState> KvStateMachine::Freeze() const {
+  return absl::WrapUnique(new FrozenState(db_.get(), db_->GetSnapshot()));
+}
+
 absl::Status KvStateMachine::Sync() {
   if (!failed_.ok()) return failed_;
   if (AppliedIndex() == 0) return absl::OkStatus();  // nothing to keep
-  // A synced write of the applied index: LevelDB syncs its log, which holds
-  // every earlier write not yet in a table file. Tables are synced when
-  // written, and a log LevelDB moved on from was synced when it was closed
-  // (buffered_log_env.h).
+  // The logs LevelDB moved on from, then a synced write of the applied
+  // index, which syncs the current log: together they hold every write not
+  // yet in a table file (tables are synced as LevelDB writes them).
+  absl::Status s = FromLevelDb(static_cast<BufferedLogEnv*>(env_.get())->SyncClosedLogs(),
+                               "mvcc state: sync closed logs");
+  if (!s.ok()) {
+    failed_ = s;
+    return s;
+  }
   leveldb::WriteBatch batch;
   batch.Put(mk::kAppliedKey, mk::EncodeBE64(AppliedIndex()));
   leveldb::WriteOptions wo;
   wo.sync = true;
-  absl::Status s = FromLevelDb(db_->Write(wo, &batch), "mvcc state: sync");
+  s = FromLevelDb(db_->Write(wo, &batch), "mvcc state: sync");
   if (!s.ok()) failed_ = s;
   return s;
 }

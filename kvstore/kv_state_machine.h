@@ -66,6 +66,7 @@ class DB;
 class Env;
 class FilterPolicy;
 struct ReadOptions;
+class Snapshot;
 class WriteBatch;
 }  // namespace leveldb
 
@@ -161,6 +162,26 @@ class KvStateMachine {
   // The whole state (keys with their history above the compacted revision,
   // revisions, leases, members), not the applied index.
   absl::StatusOr<std::string> Snapshot() const;
+  // The state as it is now, kept for serializing later from any thread
+  // while applies go on (a LevelDB snapshot: it pins the files it needs).
+  class FrozenState {
+   public:
+    ~FrozenState();
+    FrozenState(const FrozenState&) = delete;
+    FrozenState& operator=(const FrozenState&) = delete;
+    // Snapshot()'s format, of the state when it was frozen. Thread-safe.
+    // Gives up with Cancelled soon after *cancel (if given) turns true.
+    absl::StatusOr<std::string> Serialize(const std::atomic<bool>* cancel = nullptr) const;
+
+   private:
+    friend class KvStateMachine;
+    FrozenState(leveldb::DB* db, const leveldb::Snapshot* snap) : db_(db), snap_(snap) {}
+    leveldb::DB* const db_;
+    const leveldb::Snapshot* const snap_;
+  };
+  // REQUIRES: the result is destroyed before this object.
+  std::unique_ptr<FrozenState> Freeze() const;
+
   // Makes everything applied so far survive a crash, power loss included
   // (applies are never synced on their own). Once it returns OK, the raft
   // log entries up to AppliedIndex() are no longer needed to rebuild the
@@ -314,7 +335,8 @@ class KvStateMachine {
 
   const Options options_;
   // Declared before db_ so that they outlive it.
-  std::unique_ptr<leveldb::Env> env_;  // the database's, if not injected
+  // The database's: a BufferedLogEnv over the injected or default Env.
+  std::unique_ptr<leveldb::Env> env_;
   std::unique_ptr<leveldb::Cache> cache_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::DB> db_;

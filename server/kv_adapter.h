@@ -37,6 +37,9 @@ class KvAdapter final : public StateMachine, public StoreInfo {
     return kv_->Restore(index, data);
   }
   uint64_t Hash() const override { return kv_->Hash(); }
+  std::unique_ptr<FrozenState> Freeze() const override {
+    return std::make_unique<Frozen>(kv_->Freeze());
+  }
   bool Durable() const override { return true; }
   absl::Status Sync() override { return kv_->Sync(); }
 
@@ -54,6 +57,17 @@ class KvAdapter final : public StateMachine, public StoreInfo {
   kv::KvStateMachine* kv() { return kv_.get(); }
 
  private:
+  class Frozen final : public FrozenState {
+   public:
+    explicit Frozen(std::unique_ptr<kv::KvStateMachine::FrozenState> f) : f_(std::move(f)) {}
+    absl::StatusOr<std::string> Serialize(const std::atomic<bool>& cancel) const override {
+      return f_->Serialize(&cancel);
+    }
+
+   private:
+    std::unique_ptr<kv::KvStateMachine::FrozenState> f_;
+  };
+
   std::unique_ptr<kv::KvStateMachine> kv_;
 };
 

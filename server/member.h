@@ -35,7 +35,9 @@
 #ifndef ARBITER_SERVER_MEMBER_H_
 #define ARBITER_SERVER_MEMBER_H_
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -214,6 +216,7 @@ class Member final : public TransportHandler {
   struct Inbox;
   struct PendingRequest;
   struct ReadyRead;
+  struct SnapshotBuild;
 
   Member(const MemberOptions& options, std::unique_ptr<StateMachine> sm, Transport* transport);
 
@@ -239,7 +242,17 @@ class Member final : public TransportHandler {
   absl::Status ProcessReadies();
   // Puts the state in place of a held-state marker (member_internal.h) in
   // every snapshot message, before it leaves.
+  // Snapshot messages whose state the state machine can freeze go to the
+  // builder thread instead, and leave when it is done (member_snapshot.cc).
   absl::Status FillSnapshots(std::vector<raft::Message>& msgs);
+  void QueueSnapshotBuild(raft::Message m, std::unique_ptr<FrozenState> frozen);
+  // Reports a snapshot to `to` as failed through the inbox.
+  void DeferSnapshotFailure(uint64_t to);
+  // The builder thread: serializes frozen states, hands the messages to
+  // the loop through the inbox.
+  void RunSnapshotBuilder();
+  // Stops and joins the builder, dropping what it had not started.
+  void StopSnapshotBuilder();
   absl::Status ApplySnapshot(const raft::Snapshot& snap);
   absl::Status ApplyEntries(const std::vector<raft::Entry>& ents);
   absl::Status ApplyNormal(const raft::Entry& e);
@@ -318,6 +331,15 @@ class Member final : public TransportHandler {
 
   absl::Mutex join_mu_;
   std::thread thread_ ABSL_GUARDED_BY(join_mu_);
+
+  // The snapshot builder (member_snapshot.cc): started with its first job,
+  // stopped when the loop shuts down.
+  absl::Mutex build_mu_;
+  std::deque<SnapshotBuild> build_jobs_ ABSL_GUARDED_BY(build_mu_);
+  bool build_stop_ ABSL_GUARDED_BY(build_mu_) = false;
+  // Tells a serialization in progress to give up (the member is stopping).
+  std::atomic<bool> build_cancel_{false};
+  std::thread builder_ ABSL_GUARDED_BY(build_mu_);
 };
 
 }  // namespace arbiter::server

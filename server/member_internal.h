@@ -81,6 +81,8 @@ struct Member::Inbox {
   std::vector<Request> others;  // conf changes, transfers, queries
   std::vector<uint64_t> unreachable;
   std::vector<std::pair<uint64_t, raft::SnapshotStatus>> snapshot_status;
+  // Snapshot messages the builder thread finished, to send.
+  std::vector<raft::Message> built_snapshots;
   // (peer, how many of messages arrived before the report), in order.
   std::vector<std::pair<uint64_t, size_t>> connection_lost;
   bool stop = false;  // graceful
@@ -89,7 +91,7 @@ struct Member::Inbox {
   size_t requests() const { return proposals.size() + reads.size() + others.size(); }
   bool Empty() const {
     return messages.empty() && requests() == 0 && unreachable.empty() && snapshot_status.empty() &&
-           connection_lost.empty() && !stop && !kill;
+           built_snapshots.empty() && connection_lost.empty() && !stop && !kill;
   }
 };
 
@@ -99,6 +101,11 @@ struct Member::Inbox {
 // fixed64 little-endian.
 inline constexpr char kRequestHeaderVersion = 1;
 inline constexpr size_t kRequestHeaderSize = 17;
+
+struct Member::SnapshotBuild {
+  raft::Message msg;  // a MsgSnap, its data to be filled in
+  std::unique_ptr<FrozenState> frozen;
+};
 
 struct RequestHeader {
   uint64_t member = 0;

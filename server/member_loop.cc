@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -113,6 +112,7 @@ void Member::HandleInbox(Inbox& in, absl::Time now) {
     });
   }
   for (uint64_t peer : in.unreachable) node_->ReportUnreachable(peer);
+  if (!in.built_snapshots.empty()) transport_->Send(std::move(in.built_snapshots));
   for (const auto& [peer, status] : in.snapshot_status) node_->ReportSnapshot(peer, status);
   // A closed connection is stepped in its place among the messages: a
   // leader's last heartbeat before it died must not undo the report.
@@ -226,6 +226,13 @@ absl::Status Member::ProcessReadies() {
       if (absl::Status s = FillSnapshots(rd.messages); !s.ok()) return s;
       transport_->Send(std::exchange(rd.messages, {}));
     }
+    // A snapshot whose state stayed with its sender (a held-state marker,
+    // member_internal.h) must not replace this member's log.
+    if (uint64_t held = 0; ParseHeldStateMarker(rd.snapshot.data(), &held)) {
+      return absl::DataLossError(absl::StrCat("received a snapshot at index ",
+                                              rd.snapshot.metadata().index(),
+                                              " without the state in it"));
+    }
     // 1. Persist, in one write, before anything else leaves this member.
     if (!raft::IsEmptyHardState(rd.hard_state) || !rd.entries.empty() ||
         !raft::IsEmptySnapshot(rd.snapshot)) {
@@ -260,48 +267,9 @@ absl::Status Member::ProcessReadies() {
   return absl::OkStatus();
 }
 
-absl::Status Member::FillSnapshots(std::vector<raft::Message>& msgs) {
-  std::optional<raft::Snapshot> full;
-  uint64_t held = 0;
-  for (raft::Message& m : msgs) {
-    if (m.type() != raftpb::MSG_SNAP || !ParseHeldStateMarker(m.snapshot().data(), &held)) {
-      continue;
-    }
-    if (!full.has_value()) {
-      // The state now is the state at applied_ (this Ready's entries are
-      // applied after its messages leave), which is at or past the stored
-      // snapshot's index and committed: the follower gets that instead, as
-      // etcd sends its database as it is at the time of sending. Its
-      // acknowledgement of the later index satisfies the leader's wait for
-      // the snapshot.
-      auto data = sm_->Snapshot();
-      if (!data.ok()) {
-        return absl::Status(data.status().code(),
-                            absl::StrCat("snapshot for a follower: ", data.status().message()));
-      }
-      auto term = node_->raft().log().Term(applied_);
-      RAFT_CHECK(term.ok()) << "no term for applied index " << applied_ << ": " << term.status()
-                            << "; " << DescribeState();
-      full.emplace();
-      full->mutable_metadata()->set_index(applied_);
-      full->mutable_metadata()->set_term(*term);
-      *full->mutable_metadata()->mutable_conf_state() = conf_state_;
-      full->set_data(std::move(*data));
-    }
-    *m.mutable_snapshot() = *full;
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Member::ApplySnapshot(const raft::Snapshot& snap) {
   if (raft::IsEmptySnapshot(snap)) return absl::OkStatus();
   const uint64_t index = snap.metadata().index();
-  uint64_t held = 0;
-  if (ParseHeldStateMarker(snap.data(), &held)) {
-    // The leader replaces these with the state before sending (FillSnapshots).
-    return absl::DataLossError(
-        absl::StrCat("received a snapshot at index ", index, " without the state in it"));
-  }
   RAFT_CHECK(index > applied_) << "snapshot at " << index << " not past applied; "
                                << DescribeState();
   if (absl::Status s = sm_->Restore(index, snap.data()); !s.ok()) return s;
@@ -370,30 +338,6 @@ absl::Status Member::ApplyConfChangeEntry(const raft::Entry& e) {
   // raft/ready.h: a node being added catches up from a snapshot, and the
   // leader sends only snapshots that include it in their membership.
   if (adds) return TakeSnapshot(applied_);
-  return absl::OkStatus();
-}
-
-absl::Status Member::TakeSnapshot(uint64_t index) {
-  if (index <= snapshot_index_) return absl::OkStatus();
-  std::string data;
-  if (sm_->Durable()) {
-    // The state machine keeps the state: once it is synced, the entries up
-    // to index are not needed to rebuild it, and the snapshot records only
-    // that. Serializing the whole state here instead would stall the loop
-    // and hold several copies of it in memory, at every snapshot.
-    if (absl::Status s = sm_->Sync(); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("state machine sync: ", s.message()));
-    }
-    data = HeldStateMarker(sm_->AppliedIndex());
-  } else {
-    auto full = sm_->Snapshot();
-    if (!full.ok()) return full.status();
-    data = std::move(*full);
-  }
-  absl::Status s = store_->CreateSnapshot(index, conf_state_, std::move(data));
-  if (raft::IsSnapOutOfDate(s)) return absl::OkStatus();
-  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("create snapshot: ", s.message()));
-  snapshot_index_ = index;
   return absl::OkStatus();
 }
 
@@ -517,6 +461,7 @@ bool Member::StopDone(absl::Time now) const {
 
 void Member::Shutdown(const absl::Status& why, Inbox& drained) {
   const absl::Status stopped = ErrStopped(why.ok() ? "stopped" : why.ToString());
+  StopSnapshotBuilder();
   Inbox rest;
   {
     absl::MutexLock l(&inbox_mu_);

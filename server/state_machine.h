@@ -25,7 +25,9 @@
 #ifndef ARBITER_SERVER_STATE_MACHINE_H_
 #define ARBITER_SERVER_STATE_MACHINE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -33,6 +35,17 @@
 #include "absl/strings/string_view.h"
 
 namespace arbiter::server {
+
+// The state of a StateMachine frozen at one point of its history, for
+// another thread to serialize while the state machine goes on applying.
+class FrozenState {
+ public:
+  virtual ~FrozenState() = default;
+  // The state when it was frozen, in StateMachine::Snapshot()'s format.
+  // Called from a thread other than the member's loop. Should give up
+  // (with any error) soon after cancel turns true: the member is stopping.
+  virtual absl::StatusOr<std::string> Serialize(const std::atomic<bool>& cancel) const = 0;
+};
 
 class StateMachine {
  public:
@@ -56,6 +69,12 @@ class StateMachine {
   // follower that needs a snapshot; unless the state machine is durable, it
   // also stores it in the raft log store's snapshot.
   virtual absl::StatusOr<std::string> Snapshot() const = 0;
+
+  // Freezes the state as of now for a snapshot another thread serializes,
+  // so the member's loop does not stop for it. nullptr if the state
+  // machine cannot (the member then calls Snapshot() on its loop). The
+  // result is destroyed before the state machine.
+  virtual std::unique_ptr<FrozenState> Freeze() const { return nullptr; }
 
   // True if Sync() makes the state survive a crash. The member then keeps
   // no copy of the state in its raft snapshots: when the log is to be

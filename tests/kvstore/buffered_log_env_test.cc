@@ -84,32 +84,58 @@ TEST_F(BufferedLogEnvTest, CloseAndDropWriteWhatWasGathered) {
 }
 
 // LevelDB closes a full log without syncing it, and its records live only
-// there until their memtable reaches a table file: a closed log is synced,
-// gathered or not. A power loss keeps it whole; an unsynced file of another
-// kind is lost, which shows that the power loss is real.
-TEST_F(BufferedLogEnvTest, ClosingALogSyncsIt) {
+// there until their memtable reaches a table file: a closed log waits, open,
+// for SyncClosedLogs. A power loss keeps a synced one whole and empties one
+// that was not (so the power loss is real), as it does an unsynced file of
+// another kind.
+TEST_F(BufferedLogEnvTest, ClosedLogsWaitForSyncClosedLogs) {
   FaultEnv fault(base_.get());
   for (bool gather : {true, false}) {
     BufferedLogEnv env(&fault, gather);
-    const std::string log = gather ? "db/000006.log" : "db/000007.log";
-    leveldb::WritableFile* f = nullptr;
-    ASSERT_TRUE(env.NewWritableFile(log, &f).ok());
-    std::unique_ptr<leveldb::WritableFile> closed(f);
-    ASSERT_TRUE(closed->Append(std::string(300, 'l')).ok());
-    ASSERT_TRUE(closed->Flush().ok());
-    EXPECT_EQ(Size(log), gather ? 0u : 300u) << "gather " << gather;
-    ASSERT_TRUE(closed->Close().ok());
+    auto open = [&](const std::string& fname) {
+      leveldb::WritableFile* f = nullptr;
+      EXPECT_TRUE(env.NewWritableFile(fname, &f).ok());
+      return std::unique_ptr<leveldb::WritableFile>(f);
+    };
+    const std::string n = gather ? "1" : "2";
+    auto synced = open("db/00000" + n + "6.log");
+    ASSERT_TRUE(synced->Append(std::string(300, 'l')).ok());
+    ASSERT_TRUE(synced->Flush().ok());
+    EXPECT_EQ(Size("db/00000" + n + "6.log"), gather ? 0u : 300u) << "gather " << gather;
+    ASSERT_TRUE(synced->Close().ok());
+    EXPECT_EQ(env.closed_logs(), 1u);
+    ASSERT_TRUE(env.SyncClosedLogs().ok());
+    EXPECT_EQ(env.closed_logs(), 0u);
 
-    const std::string other = gather ? "db/MANIFEST-000006" : "db/MANIFEST-000007";
-    ASSERT_TRUE(env.NewWritableFile(other, &f).ok());
-    std::unique_ptr<leveldb::WritableFile> unsynced(f);
-    ASSERT_TRUE(unsynced->Append(std::string(10, 'm')).ok());
+    auto unsynced = open("db/00000" + n + "7.log");
+    ASSERT_TRUE(unsynced->Append(std::string(200, 'u')).ok());
     ASSERT_TRUE(unsynced->Close().ok());
+    auto other = open("db/MANIFEST-00000" + n);
+    ASSERT_TRUE(other->Append(std::string(10, 'm')).ok());
+    ASSERT_TRUE(other->Close().ok());
 
     ASSERT_TRUE(fault.DropUnsyncedData().ok());
-    EXPECT_EQ(Size(log), 300u) << "gather " << gather;
-    EXPECT_EQ(Size(other), 0u) << "gather " << gather;
+    EXPECT_EQ(Size("db/00000" + n + "6.log"), 300u) << "gather " << gather;
+    EXPECT_EQ(Size("db/00000" + n + "7.log"), 0u) << "gather " << gather;
+    EXPECT_EQ(Size("db/MANIFEST-00000" + n), 0u) << "gather " << gather;
   }
+}
+
+// Past kMaxClosedLogs, the oldest waiting log is synced as another closes.
+TEST_F(BufferedLogEnvTest, TooManyClosedLogsSyncTheOldest) {
+  FaultEnv fault(base_.get());
+  BufferedLogEnv env(&fault);
+  for (size_t i = 0; i <= BufferedLogEnv::kMaxClosedLogs; ++i) {
+    leveldb::WritableFile* f = nullptr;
+    ASSERT_TRUE(env.NewWritableFile("db/1" + std::to_string(100 + i) + ".log", &f).ok());
+    std::unique_ptr<leveldb::WritableFile> log(f);
+    ASSERT_TRUE(log->Append(std::string(10, 'x')).ok());
+    ASSERT_TRUE(log->Close().ok());
+  }
+  EXPECT_EQ(env.closed_logs(), BufferedLogEnv::kMaxClosedLogs);
+  ASSERT_TRUE(fault.DropUnsyncedData().ok());
+  EXPECT_EQ(Size("db/1100.log"), 10u) << "the oldest was synced";
+  EXPECT_EQ(Size("db/1101.log"), 0u);
 }
 
 TEST_F(BufferedLogEnvTest, OtherFilesAreWrittenAsTheyCome) {
