@@ -233,6 +233,21 @@ absl::Status Member::ProcessReadies() {
                                               rd.snapshot.metadata().index(),
                                               " without the state in it"));
     }
+    // A durable state machine installs a received snapshot first and syncs
+    // it; the raft log then records only that it holds the state (a
+    // marker) rather than a second copy of it. Nothing is acknowledged
+    // before the Save below. A crash between the two leaves the state
+    // machine ahead of the raft log: replay skips what it already has, and
+    // the leader catches the log up again.
+    bool installed = false;
+    if (!raft::IsEmptySnapshot(rd.snapshot) && sm_->Durable()) {
+      if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;
+      if (absl::Status s = sm_->Sync(); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("state machine sync: ", s.message()));
+      }
+      rd.snapshot.set_data(HeldStateMarker(sm_->AppliedIndex()));
+      installed = true;
+    }
     // 1. Persist, in one write, before anything else leaves this member.
     if (!raft::IsEmptyHardState(rd.hard_state) || !rd.entries.empty() ||
         !raft::IsEmptySnapshot(rd.snapshot)) {
@@ -253,7 +268,9 @@ absl::Status Member::ProcessReadies() {
       transport_->Send(std::move(rd.messages));
     }
     // 3. Apply.
-    if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;
+    if (!installed) {
+      if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;
+    }
     if (absl::Status s = ApplyEntries(rd.committed_entries); !s.ok()) return s;
     HandleReadStates(rd.read_states);
     if (rd.soft_state.has_value()) HandleSoftState(*rd.soft_state);

@@ -327,6 +327,28 @@ TEST_F(ThreeMemberKvTest, SnapshotForAFollowerIsBuiltOffTheLoop) {
       << "the follower did not catch up";
   ASSERT_TRUE(members_[lagging]->ReadIndex(Deadline()).ok());
   EXPECT_EQ(StateHash(lagging), StateHash(lead));
+
+  // The follower installed the state and kept only a marker in its log.
+  members_[lagging]->Stop();
+  network_.Detach(lagging);
+  members_[lagging].reset();
+  {
+    kv::RaftLogStore::Options so;
+    so.env = env_.get();
+    auto store = kv::RaftLogStore::Open(absl::StrCat("/kv3/raft", lagging), so);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto snap = (*store)->Snapshot();
+    ASSERT_TRUE(snap.ok()) << snap.status();
+    uint64_t held = 0;
+    EXPECT_TRUE(ParseHeldStateMarker(snap->data(), &held)) << snap->data().size() << " bytes";
+  }
+  StartMember(lagging);
+  ASSERT_TRUE(WaitFor([&] {
+    MemberStatus st = members_[lagging]->Status();
+    return st.leader != 0 && st.applied >= want;
+  })) << "the restarted follower did not rejoin";
+  ASSERT_TRUE(members_[lagging]->ReadIndex(Deadline()).ok());
+  EXPECT_EQ(StateHash(lagging), StateHash(lead));
 }
 
 }  // namespace
