@@ -32,11 +32,11 @@ using testing::WaitFor;
 constexpr char kRaftDir[] = "/member-kv/raft";
 constexpr char kStateDir[] = "/member-kv/state";
 
-// Reports success from Sync() without syncing: the fault the startup check
-// has to catch.
-class SyncSkipper final : public StateMachine {
+// Passes every call to the state machine it wraps; the test doubles below
+// change one thing each.
+class ForwardingStateMachine : public StateMachine {
  public:
-  explicit SyncSkipper(std::unique_ptr<StateMachine> sm) : sm_(std::move(sm)) {}
+  explicit ForwardingStateMachine(std::unique_ptr<StateMachine> sm) : sm_(std::move(sm)) {}
   absl::Status Apply(uint64_t index, absl::string_view command, std::string* result) override {
     return sm_->Apply(index, command, result);
   }
@@ -46,11 +46,20 @@ class SyncSkipper final : public StateMachine {
     return sm_->Restore(index, data);
   }
   uint64_t Hash() const override { return sm_->Hash(); }
-  bool Durable() const override { return true; }
-  absl::Status Sync() override { return absl::OkStatus(); }
+  std::unique_ptr<FrozenState> Freeze() const override { return sm_->Freeze(); }
+  bool Durable() const override { return sm_->Durable(); }
+  absl::Status Sync() override { return sm_->Sync(); }
 
- private:
+ protected:
   std::unique_ptr<StateMachine> sm_;
+};
+
+// Reports success from Sync() without syncing: the fault the startup check
+// has to catch.
+class SyncSkipper final : public ForwardingStateMachine {
+ public:
+  using ForwardingStateMachine::ForwardingStateMachine;
+  absl::Status Sync() override { return absl::OkStatus(); }
 };
 
 std::string PutCommand(int i) {
@@ -195,22 +204,11 @@ TEST_F(MemberKvSnapshotTest, AStateMachineThatLostWhatItSyncedIsCaughtAtStartup)
 
 // Freezes as the key-value store does, but its serializing waits for the
 // test: a snapshot for a follower that is still being built.
-class HeldFreeze final : public StateMachine {
+class HeldFreeze final : public ForwardingStateMachine {
  public:
   HeldFreeze(std::unique_ptr<StateMachine> sm, absl::Notification* release,
              std::atomic<int>* building)
-      : sm_(std::move(sm)), release_(release), building_(building) {}
-  absl::Status Apply(uint64_t index, absl::string_view command, std::string* result) override {
-    return sm_->Apply(index, command, result);
-  }
-  uint64_t AppliedIndex() const override { return sm_->AppliedIndex(); }
-  absl::StatusOr<std::string> Snapshot() const override { return sm_->Snapshot(); }
-  absl::Status Restore(uint64_t index, absl::string_view data) override {
-    return sm_->Restore(index, data);
-  }
-  uint64_t Hash() const override { return sm_->Hash(); }
-  bool Durable() const override { return true; }
-  absl::Status Sync() override { return sm_->Sync(); }
+      : ForwardingStateMachine(std::move(sm)), release_(release), building_(building) {}
   std::unique_ptr<FrozenState> Freeze() const override {
     return std::make_unique<Held>(sm_->Freeze(), release_, building_);
   }
@@ -232,7 +230,6 @@ class HeldFreeze final : public StateMachine {
     std::atomic<int>* building_;
   };
 
-  std::unique_ptr<StateMachine> sm_;
   absl::Notification* release_;
   std::atomic<int>* building_;
 };
