@@ -407,7 +407,7 @@ absl::Status KvStateMachine::Sync() {
   return s;
 }
 
-absl::Status KvStateMachine::Restore(uint64_t index, absl::string_view data) {
+absl::Status KvStateMachine::Restore(uint64_t index, std::string data) {
   if (!failed_.ok()) return failed_;
   std::vector<std::pair<absl::string_view, absl::string_view>> records;
   // Empty data is the empty state (a new cluster's first snapshot).
@@ -429,6 +429,10 @@ absl::Status KvStateMachine::Restore(uint64_t index, absl::string_view data) {
   }
   batch.Put(mk::kFormatVersionKey, mk::kFormatVersion);
   batch.Put(mk::kAppliedKey, mk::EncodeBE64(index));
+  // The batch holds copies of the records now, and LevelDB's memtable will
+  // hold another: the snapshot itself is not needed for the write.
+  records = {};
+  std::string().swap(data);
   const int64_t rev = state.current_rev;
   {
     // A seqlock: the epoch is odd while the database and the index may

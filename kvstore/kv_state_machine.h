@@ -189,9 +189,11 @@ class KvStateMachine {
   // state into a raft snapshot.
   absl::Status Sync();
   // Replaces the whole state with a snapshot's, taken at log index `index`.
+  // data is freed once its records are in the write batch, before the
+  // batch is written: the state is held twice at most, not three times.
   // Errors: DataLoss if data does not parse or breaks an invariant (nothing
   // is changed then); other codes for a failed write (fail-stop).
-  absl::Status Restore(uint64_t index, absl::string_view data);
+  absl::Status Restore(uint64_t index, std::string data);
   // A digest of the state (not of the applied index): equal states give
   // equal hashes on every member.
   uint64_t Hash() const;

@@ -148,7 +148,10 @@ bool RaftLog::HasPendingSnapshot() const {
 }
 
 absl::StatusOr<Snapshot> RaftLog::GetSnapshot() const {
-  if (unstable_.snapshot().has_value()) return *unstable_.snapshot();
+  if (unstable_.snapshot().has_value()) {
+    if (unstable_.snapshot_handed_out()) return ErrSnapshotTemporarilyUnavailable();
+    return *unstable_.snapshot();
+  }
   return storage_->Snapshot();
 }
 

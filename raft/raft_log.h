@@ -65,11 +65,15 @@ class RaftLog {
   std::vector<Entry> NextCommittedEntries(bool allow_unstable) const;
   bool HasNextCommittedEntries(bool allow_unstable) const;
 
-  // The unstable snapshot, if any (for Ready).
+  // The unstable snapshot, if any; its data is empty once handed out.
   const std::optional<Snapshot>& UnstableSnapshot() const { return unstable_.snapshot(); }
+  // The unstable snapshot for a Ready, its data moved out (Unstable::HandOutSnapshot).
+  Snapshot HandOutUnstableSnapshot() { return unstable_.HandOutSnapshot(); }
   bool HasPendingSnapshot() const;
 
   // The latest snapshot: the unstable one if any, else storage's.
+  // ErrSnapshotTemporarilyUnavailable while the unstable one's data is with
+  // the application (between Ready and Advance).
   absl::StatusOr<Snapshot> GetSnapshot() const;
 
   uint64_t FirstIndex() const;

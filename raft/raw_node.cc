@@ -147,7 +147,7 @@ Ready RawNode::GetReady() {
   }
   if (!rd.entries.empty()) rd.must_sync = true;
   if (log.UnstableSnapshot().has_value()) {
-    rd.snapshot = *log.UnstableSnapshot();
+    rd.snapshot = log.HandOutUnstableSnapshot();
     rd.must_sync = true;
   }
 

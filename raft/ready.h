@@ -52,7 +52,8 @@ struct Ready {
   // Entries to append to stable storage; they may overwrite entries already
   // stored at the same indexes (a follower truncating a conflicting suffix).
   std::vector<Entry> entries;
-  // A snapshot to store (empty when none: IsEmptySnapshot).
+  // A snapshot to store (empty when none: IsEmptySnapshot). Its data is
+  // handed over, not copied: Raft keeps only the metadata until Advance.
   Snapshot snapshot;
   // False when only the commit index changed: then the write need not be
   // synced (a lost commit index is relearned from the leader).

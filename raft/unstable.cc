@@ -74,13 +74,28 @@ void Unstable::StableTo(uint64_t i, uint64_t t) {
 }
 
 void Unstable::StableSnapTo(uint64_t i) {
-  if (snapshot_.has_value() && snapshot_->metadata().index() == i) snapshot_.reset();
+  if (snapshot_.has_value() && snapshot_->metadata().index() == i) {
+    snapshot_.reset();
+    snapshot_handed_out_ = false;
+  }
 }
 
 void Unstable::Restore(const Snapshot& s) {
   offset_ = s.metadata().index() + 1;
   entries_.clear();
   snapshot_ = s;
+  snapshot_handed_out_ = false;
+}
+
+Snapshot Unstable::HandOutSnapshot() {
+  RAFT_CHECK(snapshot_.has_value() && !snapshot_handed_out_)
+      << "no unstable snapshot to hand out, or handed out already";
+  Snapshot out;
+  *out.mutable_metadata() = snapshot_->metadata();
+  out.set_data(std::move(*snapshot_->mutable_data()));
+  snapshot_->clear_data();
+  snapshot_handed_out_ = true;
+  return out;
 }
 
 void Unstable::TruncateAndAppend(std::vector<Entry> ents) {

@@ -37,6 +37,14 @@ class Unstable {
 
   // Replaces everything with a snapshot (entries dropped).
   void Restore(const Snapshot& s);
+  // The snapshot for a Ready, its data moved out: the application persists
+  // and applies the state, and until StableSnapTo this log needs only the
+  // metadata. A snapshot's state can be large (a whole state machine), so
+  // it is not held twice.
+  // REQUIRES: snapshot() has a value and its data was not handed out.
+  Snapshot HandOutSnapshot();
+  // True while the unstable snapshot's data is with the application.
+  bool snapshot_handed_out() const { return snapshot_handed_out_; }
 
   // Appends ents, first truncating any existing entries at or after the
   // index of ents[0]. If ents start before offset_, the unstable part is
@@ -57,6 +65,7 @@ class Unstable {
 
  private:
   std::optional<Snapshot> snapshot_;
+  bool snapshot_handed_out_ = false;
   std::vector<Entry> entries_;
   uint64_t offset_ = 0;
   Logger* logger_ = nullptr;

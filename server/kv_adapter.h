@@ -28,13 +28,13 @@ class KvAdapter final : public StateMachine, public StoreInfo {
   }
   uint64_t AppliedIndex() const override { return kv_->AppliedIndex(); }
   absl::StatusOr<std::string> Snapshot() const override { return kv_->Snapshot(); }
-  absl::Status Restore(uint64_t index, absl::string_view data) override {
+  absl::Status Restore(uint64_t index, std::string data) override {
     // A bootstrapped cluster starts from a snapshot with no data: the empty
     // state. The member restores only snapshots past what the store applied,
     // and every applied command records its index, so an empty snapshot only
     // ever meets a store that never applied anything, which is that state.
     if (data.empty() && kv_->AppliedIndex() == 0) return absl::OkStatus();
-    return kv_->Restore(index, data);
+    return kv_->Restore(index, std::move(data));
   }
   uint64_t Hash() const override { return kv_->Hash(); }
   std::unique_ptr<FrozenState> Freeze() const override {

@@ -140,7 +140,9 @@ absl::Status Member::Init() {
                                               sm_->AppliedIndex()));
     }
   } else if (snapshot_index_ > sm_->AppliedIndex()) {
-    if (absl::Status s = sm_->Restore(snapshot_index_, snap->data()); !s.ok()) return s;
+    if (absl::Status s = sm_->Restore(snapshot_index_, std::move(*snap->mutable_data())); !s.ok()) {
+      return s;
+    }
   }
   conf_state_ = snap->metadata().conf_state();
   applied_ = snapshot_index_;

@@ -253,7 +253,8 @@ class Member final : public TransportHandler {
   void RunSnapshotBuilder();
   // Stops and joins the builder, dropping what it had not started.
   void StopSnapshotBuilder();
-  absl::Status ApplySnapshot(const raft::Snapshot& snap);
+  // The snapshot's data is moved into the state machine (left empty).
+  absl::Status ApplySnapshot(raft::Snapshot* snap);
   absl::Status ApplyEntries(const std::vector<raft::Entry>& ents);
   absl::Status ApplyNormal(const raft::Entry& e);
   absl::Status ApplyConfChangeEntry(const raft::Entry& e);

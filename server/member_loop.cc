@@ -241,7 +241,7 @@ absl::Status Member::ProcessReadies() {
     // the leader catches the log up again.
     bool installed = false;
     if (!raft::IsEmptySnapshot(rd.snapshot) && sm_->Durable()) {
-      if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;
+      if (absl::Status s = ApplySnapshot(&rd.snapshot); !s.ok()) return s;
       if (absl::Status s = sm_->Sync(); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat("state machine sync: ", s.message()));
       }
@@ -269,7 +269,7 @@ absl::Status Member::ProcessReadies() {
     }
     // 3. Apply.
     if (!installed) {
-      if (absl::Status s = ApplySnapshot(rd.snapshot); !s.ok()) return s;
+      if (absl::Status s = ApplySnapshot(&rd.snapshot); !s.ok()) return s;
     }
     if (absl::Status s = ApplyEntries(rd.committed_entries); !s.ok()) return s;
     HandleReadStates(rd.read_states);
@@ -284,13 +284,13 @@ absl::Status Member::ProcessReadies() {
   return absl::OkStatus();
 }
 
-absl::Status Member::ApplySnapshot(const raft::Snapshot& snap) {
-  if (raft::IsEmptySnapshot(snap)) return absl::OkStatus();
-  const uint64_t index = snap.metadata().index();
+absl::Status Member::ApplySnapshot(raft::Snapshot* snap) {
+  if (raft::IsEmptySnapshot(*snap)) return absl::OkStatus();
+  const uint64_t index = snap->metadata().index();
   RAFT_CHECK(index > applied_) << "snapshot at " << index << " not past applied; "
                                << DescribeState();
-  if (absl::Status s = sm_->Restore(index, snap.data()); !s.ok()) return s;
-  conf_state_ = snap.metadata().conf_state();
+  if (absl::Status s = sm_->Restore(index, std::move(*snap->mutable_data())); !s.ok()) return s;
+  conf_state_ = snap->metadata().conf_state();
   applied_ = index;
   snapshot_index_ = index;
   // Entries covered by the snapshot are never seen here, so their waiters

@@ -86,9 +86,11 @@ class StateMachine {
   // REQUIRES: Durable().
   virtual absl::Status Sync() { return absl::UnimplementedError("state machine is not durable"); }
 
-  // Replaces the whole state with a snapshot's, taken at index.
+  // Replaces the whole state with a snapshot's, taken at index. data is
+  // handed over, so the state machine can free it as soon as it has what
+  // it needs (a snapshot can be as large as the state).
   // Errors: DataLoss if data does not parse (the member fail-stops).
-  virtual absl::Status Restore(uint64_t index, absl::string_view data) = 0;
+  virtual absl::Status Restore(uint64_t index, std::string data) = 0;
 
   // A digest of the state (not of the applied index): equal states give
   // equal hashes, so members can be compared once they applied the same log.

@@ -57,7 +57,8 @@ absl::StatusOr<std::string> TestStateMachine::Snapshot() const {
   return out;
 }
 
-absl::Status TestStateMachine::Restore(uint64_t index, absl::string_view data) {
+absl::Status TestStateMachine::Restore(uint64_t index, std::string snapshot) {
+  absl::string_view data = snapshot;
   std::map<std::string, std::string> kv;
   while (!data.empty()) {
     std::string k, v;

@@ -28,7 +28,7 @@ class TestStateMachine final : public StateMachine {
   absl::Status Apply(uint64_t index, absl::string_view command, std::string* result) override;
   uint64_t AppliedIndex() const override { return applied_; }
   absl::StatusOr<std::string> Snapshot() const override;
-  absl::Status Restore(uint64_t index, absl::string_view data) override;
+  absl::Status Restore(uint64_t index, std::string data) override;
   // FNV-1a over the serialized map: deterministic across processes.
   uint64_t Hash() const override;
 

@@ -662,6 +662,12 @@ TEST(RaftLogTest, Restore) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->metadata().index(), 10u);
   EXPECT_EQ(got->data(), "state");
+  // While a Ready holds its data, it is not offered to be sent (a leader
+  // would send a snapshot without its state).
+  EXPECT_EQ(f.log.HandOutUnstableSnapshot().data(), "state");
+  EXPECT_TRUE(IsSnapshotTemporarilyUnavailable(f.log.GetSnapshot().status()));
+  EXPECT_EQ(f.log.LastIndex(), 10u);
+  EXPECT_EQ(MustTerm(f.log, 10), 4u);
   // Once persisted, the snapshot comes from storage.
   ASSERT_TRUE(f.storage.ApplySnapshot(s).ok());
   f.log.StableSnapTo(10);

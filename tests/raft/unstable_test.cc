@@ -141,6 +141,35 @@ TEST(UnstableTest, Restore) {
   EXPECT_EQ(u.MaybeTerm(6), 2u);
 }
 
+// Ready takes the snapshot's data rather than a copy of it; the metadata
+// stays, and so do the indexes and terms it answers for.
+TEST(UnstableTest, HandOutSnapshotMovesTheData) {
+  Unstable u = Make({}, 5, std::nullopt);
+  Snapshot s = Snap(6, 2);
+  s.set_data("state");
+  u.Restore(s);
+  EXPECT_FALSE(u.snapshot_handed_out());
+  Snapshot out = u.HandOutSnapshot();
+  EXPECT_EQ(out.data(), "state");
+  EXPECT_EQ(out.metadata().index(), 6u);
+  EXPECT_EQ(out.metadata().term(), 2u);
+  EXPECT_TRUE(u.snapshot_handed_out());
+  ASSERT_TRUE(u.snapshot().has_value());
+  EXPECT_EQ(u.snapshot()->data(), "");
+  EXPECT_EQ(u.snapshot()->metadata().index(), 6u);
+  EXPECT_EQ(u.MaybeTerm(6), 2u);
+  EXPECT_EQ(u.MaybeLastIndex(), 6u);
+  // A newer snapshot is whole again; a persisted one is gone.
+  s = Snap(8, 3);
+  s.set_data("newer");
+  u.Restore(s);
+  EXPECT_FALSE(u.snapshot_handed_out());
+  EXPECT_EQ(u.HandOutSnapshot().data(), "newer");
+  u.StableSnapTo(8);
+  EXPECT_FALSE(u.snapshot().has_value());
+  EXPECT_FALSE(u.snapshot_handed_out());
+}
+
 TEST(UnstableTest, StableTo) {
   struct {
     std::vector<Entry> ents;

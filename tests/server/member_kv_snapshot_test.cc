@@ -42,8 +42,8 @@ class ForwardingStateMachine : public StateMachine {
   }
   uint64_t AppliedIndex() const override { return sm_->AppliedIndex(); }
   absl::StatusOr<std::string> Snapshot() const override { return sm_->Snapshot(); }
-  absl::Status Restore(uint64_t index, absl::string_view data) override {
-    return sm_->Restore(index, data);
+  absl::Status Restore(uint64_t index, std::string data) override {
+    return sm_->Restore(index, std::move(data));
   }
   uint64_t Hash() const override { return sm_->Hash(); }
   std::unique_ptr<FrozenState> Freeze() const override { return sm_->Freeze(); }
