@@ -51,6 +51,12 @@ void AppendVarint(std::string* out, uint64_t v) {
   out->push_back(static_cast<char>(v));
 }
 
+size_t VarintLength(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7) ++n;
+  return n;
+}
+
 bool ReadVarint(absl::string_view* in, uint64_t* v) {
   *v = 0;
   for (int shift = 0; shift <= 63 && !in->empty(); shift += 7) {
@@ -343,12 +349,28 @@ absl::StatusOr<std::string> SerializeDb(leveldb::DB* db, const leveldb::Snapshot
   ro.fill_cache = false;
   ro.snapshot = snap;
   std::unique_ptr<leveldb::Iterator> it(db->NewIterator(ro));
+  // The exact size first (a pass over the same frozen view): a string grown
+  // by doubling holds its old and new buffers at once, up to twice the
+  // state when the state is large.
+  size_t size = kSnapshotMagic.size() + 8 + 4;
+  uint64_t count = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
+    if (it->key() == mk::kAppliedKey) continue;
+    if (cancel != nullptr && count % 4096 == 0 && cancel->load(std::memory_order_relaxed)) {
+      return absl::CancelledError("mvcc state: snapshot cancelled");
+    }
+    size += VarintLength(it->key().size()) + it->key().size() + VarintLength(it->value().size()) +
+            it->value().size();
+  }
+  if (absl::Status s = FromLevelDb(it->status(), "mvcc state: snapshot"); !s.ok()) return s;
   // Built in place (the count is patched in at the end): the state is
   // copied once.
-  std::string out(kSnapshotMagic);
+  std::string out;
+  out.reserve(size);
+  out.append(kSnapshotMagic.data(), kSnapshotMagic.size());
   const size_t count_at = out.size();
   mk::AppendBE64(&out, 0);
-  uint64_t count = 0;
+  count = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key() == mk::kAppliedKey) continue;
     if (cancel != nullptr && count % 4096 == 0 && cancel->load(std::memory_order_relaxed)) {
