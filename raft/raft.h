@@ -237,8 +237,10 @@ class Raft {
   // Takes the entries out of m.
   void HandleAppendEntries(Message& m);
   void HandleHeartbeat(const Message& m);
-  void HandleSnapshot(const Message& m);
-  bool Restore(const Snapshot& s);
+  // Takes the snapshot's data out of m when it restores it.
+  void HandleSnapshot(Message& m);
+  // Moves s's data into the log when it restores s (true).
+  bool Restore(Snapshot* s);
   ConfState SwitchToConfig(TrackerConfig cfg, ProgressMap prs);
 
   // Queues m for sending; fills in from and (for most types) term.

@@ -260,7 +260,7 @@ void Raft::HandleHeartbeat(const Message& m) {
   Send(std::move(resp));
 }
 
-void Raft::HandleSnapshot(const Message& m) {
+void Raft::HandleSnapshot(Message& m) {
   Message resp;
   resp.set_to(m.from());
   resp.set_type(raftpb::MSG_APP_RESP);
@@ -288,7 +288,7 @@ void Raft::HandleSnapshot(const Message& m) {
     Send(std::move(resp));
     return;
   }
-  if (Restore(m.snapshot())) {
+  if (Restore(m.mutable_snapshot())) {
     RLOG(kInfo, "[commit: %d] restored snapshot [index: %d, term: %d]", log_.committed(),
          md.index(), md.term());
     resp.set_index(log_.LastIndex());
@@ -300,8 +300,8 @@ void Raft::HandleSnapshot(const Message& m) {
   Send(std::move(resp));
 }
 
-bool Raft::Restore(const Snapshot& s) {
-  const SnapshotMetadata& md = s.metadata();
+bool Raft::Restore(Snapshot* s) {
+  const SnapshotMetadata& md = s->metadata();
   // A snapshot older than our commit index adds nothing, and restoring it
   // would roll back committed state.
   if (md.index() <= log_.committed()) return false;
@@ -344,7 +344,11 @@ bool Raft::Restore(const Snapshot& s) {
          std::string(restored.status().message()));
     return false;
   }
-  log_.Restore(s);
+  // The state can be as large as the state machine: moved, not copied.
+  Snapshot taken;
+  *taken.mutable_metadata() = md;
+  taken.set_data(std::move(*s->mutable_data()));
+  log_.Restore(std::move(taken));
   trk_ = std::move(empty);
   ConfState got = SwitchToConfig(std::move(restored->first), std::move(restored->second));
   RAFT_CHECK(ConfStateEquivalent(got, cs))

@@ -315,14 +315,14 @@ void RaftLog::AppliedTo(uint64_t i) {
   applying_ = std::max(applying_, i);
 }
 
-void RaftLog::Restore(const Snapshot& s) {
+void RaftLog::Restore(Snapshot s) {
   if (logger_->Enabled(LogLevel::kInfo)) {
     logger_->Log(LogLevel::kInfo,
                  absl::StrCat("log [", Describe(), "] starts to restore snapshot [index: ",
                               s.metadata().index(), ", term: ", s.metadata().term(), "]"));
   }
   committed_ = s.metadata().index();
-  unstable_.Restore(s);
+  unstable_.Restore(std::move(s));
 }
 
 }  // namespace arbiter::raft

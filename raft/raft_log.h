@@ -116,8 +116,9 @@ class RaftLog {
   void StableTo(uint64_t i, uint64_t t) { unstable_.StableTo(i, t); }
   void StableSnapTo(uint64_t i) { unstable_.StableSnapTo(i); }
 
-  // Replaces the log with a snapshot; committed becomes its index.
-  void Restore(const Snapshot& s);
+  // Replaces the log with a snapshot; committed becomes its index. s is
+  // taken by value: pass std::move(s) to avoid copying its data.
+  void Restore(Snapshot s);
 
   uint64_t committed() const { return committed_; }
   uint64_t applied() const { return applied_; }

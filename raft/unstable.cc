@@ -80,10 +80,10 @@ void Unstable::StableSnapTo(uint64_t i) {
   }
 }
 
-void Unstable::Restore(const Snapshot& s) {
+void Unstable::Restore(Snapshot s) {
   offset_ = s.metadata().index() + 1;
   entries_.clear();
-  snapshot_ = s;
+  snapshot_ = std::move(s);
   snapshot_handed_out_ = false;
 }
 

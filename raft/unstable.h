@@ -35,8 +35,9 @@ class Unstable {
   // The snapshot at index i has been persisted: drop it.
   void StableSnapTo(uint64_t i);
 
-  // Replaces everything with a snapshot (entries dropped).
-  void Restore(const Snapshot& s);
+  // Replaces everything with a snapshot (entries dropped). s is taken by
+  // value: pass std::move(s) to avoid copying its data.
+  void Restore(Snapshot s);
   // The snapshot for a Ready, its data moved out: the application persists
   // and applies the state, and until StableSnapTo this log needs only the
   // metadata. A snapshot's state can be large (a whole state machine), so
