@@ -349,9 +349,10 @@ absl::StatusOr<std::string> SerializeDb(leveldb::DB* db, const leveldb::Snapshot
   ro.fill_cache = false;
   ro.snapshot = snap;
   std::unique_ptr<leveldb::Iterator> it(db->NewIterator(ro));
-  // The exact size first (a pass over the same frozen view): a string grown
-  // by doubling holds its old and new buffers at once, up to twice the
-  // state when the state is large.
+  // The exact size first (a pass over the same iterator, so the same view):
+  // a string grown by doubling holds its old and new buffers at once, up to
+  // twice the state when the state is large. The pass reads every block a
+  // second time (off the cache), which the builder thread can afford.
   size_t size = kSnapshotMagic.size() + 8 + 4;
   uint64_t count = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
@@ -453,7 +454,7 @@ absl::Status KvStateMachine::Restore(uint64_t index, std::string data) {
   batch.Put(mk::kAppliedKey, mk::EncodeBE64(index));
   // The batch holds copies of the records now, and LevelDB's memtable will
   // hold another: the snapshot itself is not needed for the write.
-  records = {};
+  std::vector<std::pair<absl::string_view, absl::string_view>>().swap(records);
   std::string().swap(data);
   const int64_t rev = state.current_rev;
   {

@@ -206,12 +206,13 @@ TEST_P(CtlCoordTest, LockWaitsAndHandsOverOnInterruptAndOnKill) {
     ASSERT_TRUE(WaitContenders(name, 2));
     // Interrupted while waiting: etcdctl's error, and the waiter's key goes.
     // arbiterctl deletes its key whenever the interrupt comes, so its
-    // session keeps the default 60 s TTL: only the delete can make the key
-    // go in time. etcdctl deletes it only once it is waiting: interrupted
-    // between its key's creation and the answer that created it (possible
-    // on a loaded host: the key is already visible here), it leaves the
-    // key to its lease, so its session's TTL is short.
-    std::vector<std::string> quit_args = {"lock", name};
+    // session's TTL is 60 s: only a delete can make the key go within the
+    // wait (the default 10 s TTL would expire it inside the wait too).
+    // etcdctl deletes it only once it is waiting: interrupted between its
+    // key's creation and the answer that created it (possible on a loaded
+    // host: the key is already visible here), it leaves the key to its
+    // lease, so its session's TTL is short.
+    std::vector<std::string> quit_args = {"lock", "--ttl", "60", name};
     if (second == kEtcdctl) quit_args = {"lock", "--ttl", "2", name};
     Contender quitter(second, *cluster_, quit_args);
     ASSERT_TRUE(WaitContenders(name, 3));
