@@ -153,28 +153,23 @@ class CtlCoordTest : public ::testing::TestWithParam<ClusterKind> {
     client_ = *std::move(client);
   }
 
-  // How many contender keys are under "<name>/".
-  int Contenders(const std::string& name) {
-    etcdserverpb::RangeRequest range;
-    range.set_key(name + "/");
-    range.set_range_end(name + "0");
-    range.set_count_only(true);
-    absl::StatusOr<etcdserverpb::RangeResponse> response = client_->Range(range);
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? static_cast<int>(response->count()) : -1;
-  }
-  std::vector<std::string> ContenderKeys(const std::string& name) {
+  // The contender keys under "<name>/"; nullopt when the range fails.
+  std::optional<std::vector<std::string>> ContenderKeys(const std::string& name) {
     etcdserverpb::RangeRequest range;
     range.set_key(name + "/");
     range.set_range_end(name + "0");
     range.set_keys_only(true);
     absl::StatusOr<etcdserverpb::RangeResponse> response = client_->Range(range);
     EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) return std::nullopt;
     std::vector<std::string> keys;
-    if (response.ok()) {
-      for (const mvccpb::KeyValue& kv : response->kvs()) keys.push_back(kv.key());
-    }
+    for (const mvccpb::KeyValue& kv : response->kvs()) keys.push_back(kv.key());
     return keys;
+  }
+  // How many there are; -1 when the range fails.
+  int Contenders(const std::string& name) {
+    std::optional<std::vector<std::string>> keys = ContenderKeys(name);
+    return keys.has_value() ? static_cast<int>(keys->size()) : -1;
   }
   bool WaitContenders(const std::string& name, int count) {
     const absl::Time deadline = absl::Now() + kWait;
@@ -309,7 +304,7 @@ TEST_P(CtlCoordTest, ElectionObserversSeeEveryLeaderAndCandidatesTakeOver) {
     // the answer that created it (possible on a loaded host), it leaves the
     // key to its 60 s session lease, which is revoked here instead.
     if (second == kEtcdctl) {
-      for (const std::string& key : ContenderKeys(name)) {
+      for (const std::string& key : ContenderKeys(name).value_or(std::vector<std::string>())) {
         if (key != KeyOf(next.out())) (void)client_->Revoke(LeaseOf(key));
       }
     }
