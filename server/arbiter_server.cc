@@ -145,6 +145,11 @@ absl::Status ArbiterServer::StartClientServer() {
     b.AddListeningPort(options_.config.listen_client_urls[i].HostPort(),
                        grpc::InsecureServerCredentials(), &ports[i]);
   }
+  // gRPC sets SO_REUSEPORT by default: a second server started on a port
+  // in use would then share it, and the kernel would hand each new client
+  // connection to either one, so clients would reach another cluster
+  // unnoticed. Like etcd, fail to start instead.
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Go clients (etcdctl, clientv3) ping at most every 10 s while a stream
   // is open; gRPC C++'s defaults would answer that with GOAWAY
   // "too_many_pings" and cut long-lived watches.

@@ -1,23 +1,19 @@
 #include "tests/client/process.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
-#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/server/free_port.h"
 
 extern char** environ;
 
@@ -136,25 +132,7 @@ void ChildProcess::Kill() {
   Reap(absl::Seconds(5));
 }
 
-int PickFreePort() {
-  static std::mt19937 rng(std::random_device{}());
-  // Never the same port twice in one process: members are given their
-  // ports before any of them binds.
-  static std::set<int> given;
-  std::uniform_int_distribution<int> dist(20000, 31999);
-  for (;;) {
-    const int port = dist(rng);
-    if (!given.insert(port).second) continue;
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-}
+int PickFreePort() { return server::testing::FreePort(); }
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");

@@ -50,9 +50,10 @@ class ChildProcess {
   pid_t pid_ = -1;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago, in [20000, 32000) so
-// it never collides with the kernel's ephemeral ports and always has five
-// digits (outputs of two clusters then line up). Not thread-safe.
+// A TCP port on 127.0.0.1 that was free a moment ago and is reserved from
+// other test processes until this one exits (server::testing::FreePort),
+// in [20000, 32000) so it never collides with the kernel's ephemeral ports
+// and always has five digits (outputs of two clusters then line up).
 int PickFreePort();
 
 // A fresh directory under $TMPDIR; removed with RemoveTree.

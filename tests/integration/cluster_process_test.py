@@ -11,8 +11,10 @@ leader and take writes; resumed (SIGCONT), it catches up to the same state.
 
 Every process it starts is stopped by PID. Waits poll with deadlines.
 """
+import fcntl
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,10 +27,36 @@ ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 TIMEOUT = 30.0
 
 
+_RESERVED = []  # lock files held open until exit
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and reserved from other test processes until this
+    one exits, as tests/server/free_port.h does for the C++ tests (an
+    flock on /tmp/arbiter-test-ports/<port>): members restart on their
+    ports, and a port picked elsewhere in between would take theirs."""
+    lock_dir = "/tmp/arbiter-test-ports"
+    os.makedirs(lock_dir, exist_ok=True)
+    for _ in range(100000):
+        port = random.randint(20000, 31999)
+        try:
+            f = open(os.path.join(lock_dir, str(port)), "a")
+        except OSError:
+            continue
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                f.close()
+                continue
+        _RESERVED.append(f)
+        return port
+    raise RuntimeError("no free port")
 
 
 def ctl(endpoints, *args, check=True):

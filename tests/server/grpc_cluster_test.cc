@@ -179,6 +179,32 @@ TEST_F(GrpcClusterTest, ExistingClusterStateNeedsStoredState) {
   EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
 }
 
+// A member whose client or peer port is taken fails to start with an
+// error naming the port, and the member that has the port keeps it alone.
+TEST_F(GrpcClusterTest, PortsInUseAreRefused) {
+  const int leader = WaitForLeader();
+  ASSERT_GE(leader, 0);
+  for (const std::string flag : {"listen-client-urls", "listen-peer-urls"}) {
+    std::map<std::string, std::string> f = LocalClusterFlags(dir_ + "/other", 1, 10, 100).flags[0];
+    f["data-dir"] = absl::StrCat(dir_, "/other-", flag);
+    f[flag] = flags_[0][flag];
+    auto config = ConfigFromFlags(f);
+    ASSERT_TRUE(config.ok()) << config.status();
+    ServerOptions o;
+    o.config = *config;
+    o.logger = raft::DiscardLogger();
+    o.make_state_machine = [](const std::string&) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
+      return std::make_unique<TestStateMachine>();
+    };
+    auto s = ArbiterServer::Start(std::move(o));
+    ASSERT_FALSE(s.ok()) << flag << " " << f[flag] << " was taken but the member started";
+    EXPECT_TRUE(absl::IsUnavailable(s.status())) << s.status();
+    EXPECT_NE(s.status().message().find(f[flag]), std::string::npos) << s.status();
+  }
+  ProposeMany(WaitForLeader(), 0, 10);
+  EXPECT_TRUE(WaitFor([&] { return Converged(); }));
+}
+
 }  // namespace
 }  // namespace arbiter::server
 
