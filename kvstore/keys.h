@@ -14,6 +14,13 @@
 //   "meta/snapshot"    -> raftpb::SnapshotMetadata, protobuf-serialized: the
 //                         index, term and membership of the latest snapshot.
 //                         Absent until the first snapshot (or Bootstrap).
+//   "meta/logstart"    -> raftpb::Entry with only an index and a term: the
+//                         last entry discarded from the log, when entries
+//                         at or before the snapshot's index are kept behind
+//                         it (so a follower that lags a little catches up
+//                         from the log instead of needing the snapshot).
+//                         Absent when the log starts right after the
+//                         snapshot.
 //   "snap/data"        -> the latest snapshot's data (the application's
 //                         bytes, verbatim). Present exactly when
 //                         "meta/snapshot" is; kept under its own key so reading
@@ -24,9 +31,13 @@
 //                         iterator walks the log from first to last entry.
 //
 // Invariants (checked by RaftLogStore::Open; any violation is DataLoss):
-//   - log keys are contiguous, and the first is snapshot index + 1 (index 1
-//     when there is no snapshot); every entry's own index equals its key's;
-//   - entry terms never decrease, and none is below the snapshot's term;
+//   - log keys are contiguous, and the first is log start index + 1, where
+//     the log start is "meta/logstart" if present, else the snapshot (index
+//     0 when there is none); every entry's own index equals its key's;
+//   - a log start before the snapshot has a snapshot, and the log holds the
+//     snapshot's index with the snapshot's term;
+//   - entry terms never decrease, and none is below the log start's term
+//     (so none after the snapshot is below the snapshot's);
 //   - snapshot index <= hard state commit <= last index (when a hard state
 //     is present), and hard state term >= last entry term.
 //
@@ -51,6 +62,7 @@ inline constexpr char kFormatVersionKey[] = "meta/format";
 inline constexpr char kFormatVersion[] = "1";
 inline constexpr char kHardStateKey[] = "meta/hardstate";
 inline constexpr char kSnapshotMetaKey[] = "meta/snapshot";
+inline constexpr char kLogStartKey[] = "meta/logstart";
 inline constexpr char kSnapshotDataKey[] = "snap/data";
 inline constexpr char kLogPrefix[] = "log/";
 inline constexpr size_t kLogPrefixLen = sizeof(kLogPrefix) - 1;

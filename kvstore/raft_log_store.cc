@@ -78,8 +78,12 @@ std::string CheckHardState(const HardState& hs, uint64_t snap_index, uint64_t sn
 
 class LevelDbRaftLogStore final : public RaftLogStore {
  public:
-  LevelDbRaftLogStore(std::unique_ptr<leveldb::DB> db, std::string dir, uint64_t cache_limit)
-      : db_(std::move(db)), dir_(std::move(dir)), cache_limit_(cache_limit) {}
+  LevelDbRaftLogStore(std::unique_ptr<leveldb::DB> db, std::string dir, uint64_t cache_limit,
+                      uint64_t catch_up_entries)
+      : db_(std::move(db)),
+        dir_(std::move(dir)),
+        cache_limit_(cache_limit),
+        catch_up_entries_(catch_up_entries) {}
 
   // Loads and validates what is stored. On a LevelDB corruption report it
   // returns DataLoss and sets *corruption so that Open can name the file
@@ -110,14 +114,14 @@ class LevelDbRaftLogStore final : public RaftLogStore {
   };
 
   uint64_t snap_index() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return snap_meta_.index(); }
-  uint64_t first_index() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return snap_index() + 1; }
-  uint64_t last_index() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return snap_index() + log_.size(); }
+  uint64_t first_index() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return start_index_ + 1; }
+  uint64_t last_index() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return start_index_ + log_.size(); }
   uint64_t cache_first() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return last_index() + 1 - cache_.size();
   }
-  // Term of i in [snap_index(), last_index()].
+  // Term of i in [start_index_, last_index()].
   uint64_t TermAt(uint64_t i) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return i == snap_index() ? snap_meta_.term() : log_[i - first_index()].term;
+    return i == start_index_ ? start_term_ : log_[i - first_index()].term;
   }
   bool IsEmptyLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return raft::IsEmptyHardState(hard_state_) && snap_index() == 0 && log_.empty();
@@ -141,11 +145,17 @@ class LevelDbRaftLogStore final : public RaftLogStore {
   const std::unique_ptr<leveldb::DB> db_;
   const std::string dir_;
   const uint64_t cache_limit_;
+  const uint64_t catch_up_entries_;
 
   mutable absl::Mutex mu_;
   HardState hard_state_ ABSL_GUARDED_BY(mu_);
   // index 0 means no snapshot. Its data stays on disk (see Snapshot()).
   SnapshotMetadata snap_meta_ ABSL_GUARDED_BY(mu_);
+  // The last entry discarded from the log (the snapshot's unless entries
+  // are kept behind it): start_index_ <= snap_index(), and when it is
+  // below, the log holds snap_index() with the snapshot's term.
+  uint64_t start_index_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t start_term_ ABSL_GUARDED_BY(mu_) = 0;
   // log_[k] describes entry first_index() + k. Invariant: log_ mirrors the
   // stored log keys exactly.
   std::vector<EntryInfo> log_ ABSL_GUARDED_BY(mu_);
@@ -188,6 +198,22 @@ absl::Status LevelDbRaftLogStore::Recover(leveldb::Status* corruption) {
                                   ": value is not a SnapshotMetadata with an index"));
   }
   if (!s.ok() && !s.IsNotFound()) return read_error(s);
+  start_index_ = snap_meta_.index();
+  start_term_ = snap_meta_.term();
+  s = db_->Get(ro, keys::kLogStartKey, &value);
+  if (s.ok()) {
+    Entry start;
+    if (!start.ParseFromString(value) || !has_meta || start.index() > snap_meta_.index() ||
+        start.term() > snap_meta_.term()) {
+      return data_loss(absl::StrCat("key ", keys::DescribeKey(keys::kLogStartKey),
+                                    ": value is not an entry's index and term at or before the "
+                                    "snapshot's (",
+                                    snap_meta_.index(), ", term ", snap_meta_.term(), ")"));
+    }
+    start_index_ = start.index();
+    start_term_ = start.term();
+  }
+  if (!s.ok() && !s.IsNotFound()) return read_error(s);
 
   std::optional<std::string> version;
   bool has_data = false;
@@ -206,7 +232,9 @@ absl::Status LevelDbRaftLogStore::Recover(leveldb::Status* corruption) {
       continue;
     }
     other_keys = true;
-    if (key == keys::kHardStateKey || key == keys::kSnapshotMetaKey) continue;
+    if (key == keys::kHardStateKey || key == keys::kSnapshotMetaKey || key == keys::kLogStartKey) {
+      continue;
+    }
     if (key == keys::kSnapshotDataKey) {
       has_data = true;
       continue;
@@ -229,8 +257,9 @@ absl::Status LevelDbRaftLogStore::Recover(leveldb::Status* corruption) {
                                         " are missing (a lost snapshot?)"));
       }
       return bad_content(absl::StrCat("the first entry is log/", *index,
-                                      " but the snapshot index is ", snap_index(), " (want log/",
-                                      want, ")"));
+                                      start_index_ == snap_index() ? " but the snapshot index is "
+                                                                   : " but the log starts after ",
+                                      start_index_, " (want log/", want, ")"));
     }
     if (*index != want) {
       return bad_content(absl::StrCat("index gap: log/", *index, " follows log/", want - 1,
@@ -262,6 +291,14 @@ absl::Status LevelDbRaftLogStore::Recover(leveldb::Status* corruption) {
     return data_loss(has_meta ? "the snapshot metadata has no snapshot data key"
                               : "snapshot data is stored without snapshot metadata");
   }
+  if (start_index_ < snap_index() &&
+      (last_index() < snap_index() || TermAt(snap_index()) != snap_meta_.term())) {
+    return data_loss(absl::StrCat(
+        "the log kept behind the snapshot at ", snap_index(), " (term ", snap_meta_.term(),
+        ") does not reach it with its term: it ends at ", last_index(),
+        last_index() >= snap_index() ? absl::StrCat(" and has term ", TermAt(snap_index()))
+                                     : std::string()));
+  }
   const std::string problem = CheckHardState(hard_state_, snap_index(), snap_meta_.term(),
                                              last_index(), TermAt(last_index()));
   if (!problem.empty()) {
@@ -281,7 +318,7 @@ absl::StatusOr<raft::StorageState> LevelDbRaftLogStore::InitialState() const {
 absl::StatusOr<std::vector<Entry>> LevelDbRaftLogStore::Entries(uint64_t lo, uint64_t hi,
                                                                 uint64_t max_size) const {
   absl::MutexLock lock(&mu_);
-  if (lo <= snap_index()) return raft::ErrCompacted();
+  if (lo <= start_index_) return raft::ErrCompacted();
   if (lo > hi) {
     return absl::InvalidArgumentError(absl::StrCat("Entries: invalid range [", lo, ", ", hi, ")"));
   }
@@ -338,7 +375,7 @@ absl::Status LevelDbRaftLogStore::ReadFromDisk(uint64_t lo, uint64_t hi, uint64_
 
 absl::StatusOr<uint64_t> LevelDbRaftLogStore::Term(uint64_t i) const {
   absl::MutexLock lock(&mu_);
-  if (i < snap_index()) return raft::ErrCompacted();
+  if (i < start_index_) return raft::ErrCompacted();
   if (i > last_index()) return raft::ErrUnavailable();
   return TermAt(i);
 }
@@ -485,6 +522,7 @@ absl::Status LevelDbRaftLogStore::Save(const HardState& hard_state,
   leveldb::WriteBatch batch;
   if (has_snap) {
     for (uint64_t i = first_index(); i <= last_index(); ++i) batch.Delete(keys::LogKey(i));
+    batch.Delete(keys::kLogStartKey);
     batch.Put(keys::kSnapshotMetaKey, md.SerializeAsString());
     batch.Put(keys::kSnapshotDataKey, snapshot.data());
   }
@@ -526,19 +564,32 @@ absl::Status LevelDbRaftLogStore::CreateSnapshot(uint64_t index, const ConfState
   md.set_index(index);
   md.set_term(TermAt(index));
   *md.mutable_conf_state() = conf_state;
+  // The last entry to discard: catch_up_entries_ are kept up to index.
+  const uint64_t compact =
+      std::max(start_index_, index > catch_up_entries_ ? index - catch_up_entries_ : 0);
   leveldb::WriteBatch batch;
   batch.Put(keys::kSnapshotMetaKey, md.SerializeAsString());
   batch.Put(keys::kSnapshotDataKey, data);
-  for (uint64_t i = first_index(); i <= index; ++i) batch.Delete(keys::LogKey(i));
+  for (uint64_t i = first_index(); i <= compact; ++i) batch.Delete(keys::LogKey(i));
+  if (compact < index) {
+    Entry start;
+    start.set_index(compact);
+    start.set_term(TermAt(compact));
+    batch.Put(keys::kLogStartKey, start.SerializeAsString());
+  } else {
+    batch.Delete(keys::kLogStartKey);
+  }
   absl::Status s = Write(&batch, /*sync=*/true);
   if (!s.ok()) return s;
-  CompactThrough(index);
+  CompactThrough(compact);
   snap_meta_ = std::move(md);
   return absl::OkStatus();
 }
 
 void LevelDbRaftLogStore::ResetToSnapshot(const SnapshotMetadata& md) {
   snap_meta_ = md;
+  start_index_ = md.index();
+  start_term_ = md.term();
   log_.clear();
   log_bytes_ = 0;
   cache_.clear();
@@ -572,9 +623,11 @@ void LevelDbRaftLogStore::CompactThrough(uint64_t index) {
     cache_bytes_ -= raft::EntrySize(cache_.front());
     cache_.pop_front();
   }
-  const size_t n = static_cast<size_t>(index - snap_index());
+  const size_t n = static_cast<size_t>(index - start_index_);
   for (size_t k = 0; k < n; ++k) log_bytes_ -= log_[k].bytes;
+  start_term_ = TermAt(index);
   log_.erase(log_.begin(), log_.begin() + static_cast<ptrdiff_t>(n));
+  start_index_ = index;
 }
 
 }  // namespace
@@ -593,8 +646,8 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(const std::stri
   if (s.IsCorruption()) return CorruptionError(env, dir, s);
   if (!s.ok()) return FromLevelDb(s, absl::StrCat("opening raft log store ", dir));
 
-  auto store = std::make_unique<LevelDbRaftLogStore>(std::unique_ptr<leveldb::DB>(raw), dir,
-                                                     options.entry_cache_bytes);
+  auto store = std::make_unique<LevelDbRaftLogStore>(
+      std::unique_ptr<leveldb::DB>(raw), dir, options.entry_cache_bytes, options.catch_up_entries);
   leveldb::Status corruption;
   absl::Status st = store->Recover(&corruption);
   if (!st.ok()) {

@@ -51,6 +51,10 @@ class RaftLogStore : public raft::Storage {
     // feeding a follower that lags a little reads no disk. Older entries
     // are read from LevelDB. (Terms of all entries are always in memory.)
     uint64_t entry_cache_bytes = 4 << 20;
+    // Entries CreateSnapshot keeps at and before the snapshot's index (as
+    // etcd keeps 5,000): a follower that lags by fewer catches up from the
+    // log instead of needing the whole state sent. 0 keeps none.
+    uint64_t catch_up_entries = 0;
   };
 
   // Opens (or creates) the store in dir, validating it (see above).
@@ -87,7 +91,8 @@ class RaftLogStore : public raft::Storage {
 
   // Records a snapshot of the state machine at index (which must be stored
   // and committed) with membership conf_state, and discards the entries it
-  // covers (up to and including index; Term(index) stays answerable), in
+  // covers but the last Options::catch_up_entries (FirstIndex() stays at
+  // most index + 1 and the term of FirstIndex() - 1 stays answerable), in
   // one synced batch.
   // Errors: ErrSnapOutOfDate if not newer than the current one;
   // FailedPrecondition if index is past the last entry or the commit index.

@@ -110,6 +110,7 @@ absl::Status ArbiterServer::Init() {
   mo.election_tick = c.ElectionTicks();
   mo.heartbeat_tick = 1;
   mo.snapshot_count = c.snapshot_count;
+  mo.snapshot_catchup_entries = c.snapshot_catchup_entries;
   mo.logger = logger_;
   mo.on_fatal = options_.on_fatal;
   auto member = Member::Start(mo, std::move(*sm), transport_.get());

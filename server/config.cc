@@ -246,7 +246,8 @@ const std::vector<std::string>& ServerFlagNames() {
                                    "initial-cluster-token",
                                    "heartbeat-interval",
                                    "election-timeout",
-                                   "snapshot-count"};
+                                   "snapshot-count",
+                                   "experimental-snapshot-catchup-entries"};
   return *kNames;
 }
 
@@ -307,10 +308,12 @@ absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::st
     uint64_t* out;
     uint64_t max;
   };
-  uint64_t hb = c.heartbeat_interval_ms, el = c.election_timeout_ms, sc = c.snapshot_count;
+  uint64_t hb = c.heartbeat_interval_ms, el = c.election_timeout_ms, sc = c.snapshot_count,
+           ce = c.snapshot_catchup_entries;
   for (const NumFlag& f :
        {NumFlag{"heartbeat-interval", &hb, UINT32_MAX},
-        NumFlag{"election-timeout", &el, UINT32_MAX}, NumFlag{"snapshot-count", &sc, UINT64_MAX}}) {
+        NumFlag{"election-timeout", &el, UINT32_MAX}, NumFlag{"snapshot-count", &sc, UINT64_MAX},
+        NumFlag{"experimental-snapshot-catchup-entries", &ce, UINT64_MAX}}) {
     if (const std::string* v = get(f.name)) {
       uint64_t n;
       if (!absl::SimpleAtoi(*v, &n) || n > f.max) {
@@ -323,6 +326,7 @@ absl::StatusOr<ServerConfig> ConfigFromFlags(const std::map<std::string, std::st
   c.heartbeat_interval_ms = static_cast<uint32_t>(hb);
   c.election_timeout_ms = static_cast<uint32_t>(el);
   c.snapshot_count = sc;
+  c.snapshot_catchup_entries = ce;
   return c;
 }
 

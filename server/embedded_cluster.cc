@@ -86,6 +86,7 @@ absl::Status EmbeddedCluster::StartMember(uint64_t id) {
   o.election_tick = options_.election_tick;
   o.heartbeat_tick = options_.heartbeat_tick;
   o.snapshot_count = options_.snapshot_count;
+  o.snapshot_catchup_entries = options_.snapshot_catchup_entries;
   o.seed = options_.seed * 1000 + id;
   o.logger = options_.logger;
   o.on_status_change = [this] { OnStatusChange(); };

@@ -46,6 +46,8 @@ struct EmbeddedClusterOptions {
   int election_tick = 10;
   int heartbeat_tick = 1;
   uint64_t snapshot_count = 10000;
+  // MemberOptions::snapshot_catchup_entries.
+  uint64_t snapshot_catchup_entries = 0;
   enum class Storage { kMemEnv, kTempDir };
   Storage storage = Storage::kMemEnv;
   // kTempDir: the directory to put member directories in. Empty: a fresh

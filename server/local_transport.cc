@@ -83,6 +83,11 @@ uint64_t LocalNetwork::delivered() const {
   return delivered_;
 }
 
+uint64_t LocalNetwork::snapshots_delivered() const {
+  absl::MutexLock l(&mu_);
+  return snapshots_delivered_;
+}
+
 uint64_t LocalNetwork::dropped() const {
   absl::MutexLock l(&mu_);
   return dropped_;
@@ -146,6 +151,7 @@ void LocalNetwork::DeliveryLoop() {
       }
       if (batch.empty()) continue;
       delivered_ += batch.size();
+      snapshots_delivered_ += snaps_from.size();
       p.handler->OnMessages(std::move(batch));
       for (uint64_t from : snaps_from) {
         auto it = peers_.find(from);

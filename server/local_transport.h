@@ -69,6 +69,7 @@ class LocalNetwork {
 
   // Counters, for tests and debugging.
   uint64_t delivered() const;
+  uint64_t snapshots_delivered() const;  // MsgSnap only
   uint64_t dropped() const;
 
  private:
@@ -98,6 +99,7 @@ class LocalNetwork {
   std::set<std::pair<uint64_t, uint64_t>> cut_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t snapshots_delivered_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread delivery_thread_;
 };

@@ -111,6 +111,7 @@ absl::StatusOr<std::unique_ptr<Member>> Member::Start(const MemberOptions& optio
 absl::Status Member::Init() {
   kv::RaftLogStore::Options so;
   so.env = options_.env;
+  so.catch_up_entries = options_.snapshot_catchup_entries;
   auto store = kv::RaftLogStore::Open(options_.data_dir, so);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);

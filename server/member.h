@@ -86,6 +86,9 @@ struct MemberOptions {
   // Take a raft snapshot (and compact the log) every this many applied
   // entries. REQUIRES: > 0.
   uint64_t snapshot_count = 10000;
+  // Entries the raft log keeps behind each snapshot (RaftLogStore's
+  // catch_up_entries); 0 keeps none.
+  uint64_t snapshot_catchup_entries = 0;
   // Requests (proposals, reads, ...) queued before new ones fail with
   // ErrInboxFull; peer messages queued before new ones are dropped.
   size_t max_pending_requests = 10000;

@@ -463,6 +463,26 @@ TEST_F(FaultTest, InconsistentContentIsDataLoss) {
        absl::StatusCode::kDataLoss, "no snapshot data key"},
       {"newer format", [](leveldb::WriteBatch* b) { b->Put(keys::kFormatVersionKey, "2"); },
        absl::StatusCode::kFailedPrecondition, "unsupported format version"},
+      {"control: entries kept behind the snapshot",
+       [&](leveldb::WriteBatch* b) {
+         b->Put(keys::kLogStartKey, entry(2, 2));
+         b->Put(keys::LogKey(3), entry(3, 3));
+       },
+       absl::StatusCode::kOk, ""},
+      {"a log start whose entries are gone",
+       [&](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, entry(1, 1)); },
+       absl::StatusCode::kDataLoss, "the first entry is log/4 but the log starts after 1"},
+      {"a log start past the snapshot",
+       [&](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, entry(5, 4)); },
+       absl::StatusCode::kDataLoss, "at or before the snapshot's (3, term 3)"},
+      {"garbage log start", [](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, "\xff\xff"); },
+       absl::StatusCode::kDataLoss, "key \"meta/logstart\": value is not an entry's index"},
+      {"kept entries that disagree with the snapshot",
+       [&](leveldb::WriteBatch* b) {
+         b->Put(keys::kLogStartKey, entry(2, 2));
+         b->Put(keys::LogKey(3), entry(3, 2));
+       },
+       absl::StatusCode::kDataLoss, "does not reach it with its term: it ends at 8 and has term 2"},
   };
   int n = 0;
   for (const Case& c : cases) {

@@ -67,8 +67,9 @@ class RaftLogStoreTest : public ::testing::Test {
   RaftLogStoreTest() : env_(leveldb::NewMemEnv(leveldb::Env::Default())) {}
 
   std::unique_ptr<RaftLogStore> Open(const std::string& dir = "/db",
-                                     uint64_t cache_bytes = 16 << 20) {
-    absl::StatusOr<std::unique_ptr<RaftLogStore>> s = OpenStore(dir, env_.get(), cache_bytes);
+                                     uint64_t cache_bytes = 16 << 20, uint64_t catch_up = 0) {
+    absl::StatusOr<std::unique_ptr<RaftLogStore>> s =
+        OpenStore(dir, env_.get(), cache_bytes, catch_up);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
   }
@@ -237,6 +238,43 @@ TEST_F(RaftLogStoreTest, CreateSnapshotCompacts) {
     s.reset();
     EXPECT_EQ(Digest(*Open(dir)), before);
   }
+}
+
+// With catch_up_entries, a snapshot keeps that many entries up to its
+// index: the log starts before the snapshot, across reopens, and a later
+// snapshot moves the start on; a received snapshot still replaces it all.
+TEST_F(RaftLogStoreTest, CreateSnapshotKeepsCatchUpEntries) {
+  std::unique_ptr<RaftLogStore> s = Open("/db", 16 << 20, /*catch_up=*/3);
+  ASSERT_TRUE(
+      s->Save(MakeHardState(3, 0, 8), Ents(1, {1, 1, 2, 2, 2, 3, 3, 3}, "x"), Snapshot(), true)
+          .ok());
+  ASSERT_TRUE(s->CreateSnapshot(2, ConfState(), "two").ok());
+  EXPECT_EQ(*s->FirstIndex(), 1u) << "fewer entries than kept: none discarded";
+  ASSERT_TRUE(s->CreateSnapshot(6, ConfState(), "six").ok());
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    EXPECT_EQ(s->Snapshot()->metadata().index(), 6u);
+    EXPECT_EQ(s->Snapshot()->data(), "six");
+    EXPECT_EQ(*s->FirstIndex(), 4u);
+    EXPECT_EQ(*s->LastIndex(), 8u);
+    EXPECT_EQ(*s->Term(3), 2u);
+    ExpectErr(s->Term(2).status(), Err::kCompacted);
+    ExpectErr(s->Entries(3, 5, kNoLimit).status(), Err::kCompacted);
+    EXPECT_EQ(Ids(*s->Entries(4, 9, kNoLimit)),
+              (std::vector<std::string>{"2/4", "2/5", "3/6", "3/7", "3/8"}));
+    s.reset();
+    s = Open("/db", 16 << 20, 3);
+    ASSERT_NE(s, nullptr);
+  }
+  ASSERT_TRUE(s->CreateSnapshot(8, ConfState(), "eight").ok());
+  EXPECT_EQ(*s->FirstIndex(), 6u);
+  EXPECT_EQ(*s->Term(5), 2u);
+  ASSERT_TRUE(s->Save(MakeHardState(4, 0, 20), {}, MakeSnap(20, 4, "received"), true).ok());
+  s.reset();
+  s = Open("/db", 16 << 20, 3);
+  EXPECT_EQ(*s->FirstIndex(), 21u);
+  EXPECT_EQ(*s->LastIndex(), 20u);
+  EXPECT_EQ(*s->Term(20), 4u);
 }
 
 TEST_F(RaftLogStoreTest, CreateSnapshotRequiresStoredAndCommitted) {
@@ -463,7 +501,9 @@ TEST_F(RaftLogStoreTest, RandomizedAgainstMemoryStorage) {
     auto rnd = [&](uint64_t n) { return n == 0 ? 0 : rng() % n; };
     const std::string dir = "/rand" + std::to_string(seed);
     const uint64_t caches[] = {0, 200, 2000, 16 << 20};
-    std::unique_ptr<RaftLogStore> store = Open(dir, caches[rnd(4)]);
+    // Entries kept behind the application's snapshots.
+    const uint64_t keep = std::vector<uint64_t>{0, 3, 10}[seed % 3];
+    std::unique_ptr<RaftLogStore> store = Open(dir, caches[rnd(4)], keep);
     raft::MemoryStorage model;
     HardState hs;
     uint64_t term = 1;
@@ -510,13 +550,15 @@ TEST_F(RaftLogStoreTest, RandomizedAgainstMemoryStorage) {
         model.SetHardState(next);
         hs = next;
       } else if (op < 8) {  // the application snapshots what it applied
-        if (hs.commit() < first) continue;
-        const uint64_t i = first + rnd(hs.commit() + 1 - first);
+        const uint64_t lo = std::max(first, model.Snapshot()->metadata().index() + 1);
+        if (hs.commit() < lo) continue;
+        const uint64_t i = lo + rnd(hs.commit() + 1 - lo);
         ConfState cs;
         cs.add_voters(1 + rnd(5));
         ASSERT_TRUE(store->CreateSnapshot(i, cs, "app" + std::to_string(step)).ok());
         ASSERT_TRUE(model.CreateSnapshot(i, &cs, "app" + std::to_string(step)).ok());
-        ASSERT_TRUE(model.Compact(i).ok());
+        const uint64_t compact = i > keep ? i - keep : 0;
+        if (compact >= first) ASSERT_TRUE(model.Compact(compact).ok());
       } else if (op < 9) {  // reads with limits, against the model
         const uint64_t lo = first - 1 + rnd(last + 3 - first);
         const uint64_t hi = lo + rnd(last + 3 - lo);
@@ -532,7 +574,7 @@ TEST_F(RaftLogStoreTest, RandomizedAgainstMemoryStorage) {
         }
       } else {
         store.reset();
-        store = Open(dir, caches[rnd(4)]);
+        store = Open(dir, caches[rnd(4)], keep);
         ASSERT_NE(store, nullptr);
       }
       ASSERT_EQ(Digest(*store), Digest(model));

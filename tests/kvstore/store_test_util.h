@@ -91,10 +91,12 @@ inline std::string Digest(const raft::Storage& s) {
 
 inline absl::StatusOr<std::unique_ptr<RaftLogStore>> OpenStore(const std::string& dir,
                                                                leveldb::Env* env,
-                                                               uint64_t cache_bytes = 16 << 20) {
+                                                               uint64_t cache_bytes = 16 << 20,
+                                                               uint64_t catch_up_entries = 0) {
   RaftLogStore::Options options;
   options.env = env;
   options.entry_cache_bytes = cache_bytes;
+  options.catch_up_entries = catch_up_entries;
   return RaftLogStore::Open(dir, options);
 }
 

@@ -91,7 +91,8 @@ std::map<std::string, std::string> ThreeMemberFlags() {
           {"initial-cluster-state", "new"},
           {"heartbeat-interval", "50"},
           {"election-timeout", "500"},
-          {"snapshot-count", "1000"}};
+          {"snapshot-count", "1000"},
+          {"experimental-snapshot-catchup-entries", "20"}};
 }
 
 TEST(ConfigTest, FromFlags) {
@@ -105,6 +106,8 @@ TEST(ConfigTest, FromFlags) {
   EXPECT_EQ(c->election_timeout_ms, 500u);
   EXPECT_EQ(c->ElectionTicks(), 10);
   EXPECT_EQ(c->snapshot_count, 1000u);
+  EXPECT_EQ(c->snapshot_catchup_entries, 20u);
+  EXPECT_EQ(ConfigFromFlags({})->snapshot_catchup_entries, 5000u);
 }
 
 TEST(ConfigTest, DefaultsAreEtcds) {

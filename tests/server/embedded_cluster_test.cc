@@ -31,6 +31,7 @@ class EmbeddedClusterTest : public ::testing::Test {
     // for a tick or two must not cause spurious elections.
     o.election_tick = 20;
     o.snapshot_count = snapshot_count;
+    o.snapshot_catchup_entries = catchup_entries_;
     o.storage = storage;
     auto c = EmbeddedCluster::Start(o);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -111,6 +112,8 @@ class EmbeddedClusterTest : public ::testing::Test {
   }
 
   std::unique_ptr<EmbeddedCluster> cluster_;
+  // Set before StartCluster: EmbeddedClusterOptions::snapshot_catchup_entries.
+  uint64_t catchup_entries_ = 0;
 };
 
 TEST_F(EmbeddedClusterTest, ElectsALeaderAndReplicatesFromAnyMember) {
@@ -197,13 +200,58 @@ TEST_F(EmbeddedClusterTest, RestartedMemberCatchesUpBySnapshot) {
   const MemberStatus ls = cluster_->member(leader)->Status();
   ASSERT_GT(ls.snapshot_index, 20u) << "the leader compacted its log";
 
+  const uint64_t snapshots_before = cluster_->network().snapshots_delivered();
   ASSERT_TRUE(cluster_->Restart(victim).ok());
   ExpectConverged(ls.applied);
   // The entries it missed were compacted away: it must have installed a
   // snapshot at least as new as the leader's when it restarted.
+  EXPECT_GT(cluster_->network().snapshots_delivered(), snapshots_before);
   EXPECT_GE(cluster_->member(victim)->Status().snapshot_index, ls.snapshot_index);
   EXPECT_EQ(Get(victim, "k29"), "29");
   EXPECT_EQ(Get(victim, "first"), "1");
+}
+
+// With entries kept behind each snapshot (as etcd keeps 5,000), a member
+// that missed fewer catches up from the log, with no snapshot sent; one
+// that missed more still gets a snapshot. Members restart from stores
+// whose log starts before their snapshot.
+TEST_F(EmbeddedClusterTest, RestartedMemberCatchesUpFromEntriesKeptBehindSnapshots) {
+  catchup_entries_ = 40;
+  StartCluster(/*snapshot_count=*/5);
+  const uint64_t leader = WaitForLeader();
+  const uint64_t victim = OtherThan(leader);
+  MustPropose(leader, "first=1");
+  ASSERT_TRUE(cluster_->Kill(victim).ok());
+  for (int i = 0; i < 30; ++i) MustPropose(leader, absl::StrCat("k", i, "=", i));
+  MemberStatus ls = cluster_->member(leader)->Status();
+  ASSERT_GT(ls.snapshot_index, 20u) << "the leader took snapshots past what the victim has";
+  uint64_t snapshots_before = cluster_->network().snapshots_delivered();
+  ASSERT_TRUE(cluster_->Restart(victim).ok());
+  ExpectConverged(ls.applied);
+  EXPECT_EQ(cluster_->network().snapshots_delivered(), snapshots_before);
+  EXPECT_EQ(Get(victim, "k29"), "29");
+  EXPECT_EQ(Get(victim, "first"), "1");
+
+  // Further behind than the kept entries: a snapshot.
+  ASSERT_TRUE(cluster_->Kill(victim).ok());
+  for (int i = 0; i < 60; ++i) MustPropose(leader, absl::StrCat("m", i, "=", i));
+  ls = cluster_->member(leader)->Status();
+  snapshots_before = cluster_->network().snapshots_delivered();
+  ASSERT_TRUE(cluster_->Restart(victim).ok());
+  ExpectConverged(ls.applied);
+  EXPECT_GT(cluster_->network().snapshots_delivered(), snapshots_before);
+  EXPECT_EQ(Get(victim, "m59"), "59");
+
+  // Every member restarts from its own store.
+  for (uint64_t id : {leader, victim, OtherThan(leader, victim)}) {
+    ASSERT_TRUE(cluster_->Kill(id).ok());
+    ASSERT_TRUE(cluster_->Restart(id).ok());
+  }
+  const uint64_t new_leader = WaitForLeader();
+  MustPropose(new_leader, "last=1");
+  ExpectConverged(cluster_->member(new_leader)->Status().applied);
+  EXPECT_EQ(Get(victim, "k0"), "0");
+  EXPECT_EQ(Get(victim, "last"), "1");
 }
 
 TEST_F(EmbeddedClusterTest, KilledLeaderRestartsFromSnapshotAndLog) {
