@@ -5,10 +5,16 @@
 //
 // Keys (all ASCII prefixes, so `ldb dump` output is readable):
 //
-//   "meta/format"      -> ASCII decimal format version; currently "1".
-//                         Written once, synced, when the database is created.
-//                         Open() refuses a database without it (unless the
-//                         database is completely empty) or with another one.
+//   "meta/format"      -> ASCII decimal format version: "2" since entries
+//                         may be kept behind the snapshot ("meta/logstart");
+//                         "1" before, which reads the same (it never has
+//                         that key). Written, synced, when the database is
+//                         created, and set to "2" in the batch that first
+//                         writes "meta/logstart" (so a binary that knows only
+//                         "1" refuses the database instead of calling the
+//                         key damage). Open() refuses a database without it
+//                         (unless the database is completely empty) or with
+//                         another version.
 //   "meta/hardstate"   -> raftpb::HardState, protobuf-serialized. Absent until
 //                         the first non-empty hard state is saved.
 //   "meta/snapshot"    -> raftpb::SnapshotMetadata, protobuf-serialized: the
@@ -59,7 +65,9 @@
 namespace arbiter::kv::keys {
 
 inline constexpr char kFormatVersionKey[] = "meta/format";
-inline constexpr char kFormatVersion[] = "1";
+inline constexpr char kFormatVersion[] = "2";
+// Still read: the same layout without "meta/logstart".
+inline constexpr char kFormatVersionWithoutLogStart[] = "1";
 inline constexpr char kHardStateKey[] = "meta/hardstate";
 inline constexpr char kSnapshotMetaKey[] = "meta/snapshot";
 inline constexpr char kLogStartKey[] = "meta/logstart";

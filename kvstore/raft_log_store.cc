@@ -203,10 +203,11 @@ absl::Status LevelDbRaftLogStore::Recover(leveldb::Status* corruption) {
   s = db_->Get(ro, keys::kLogStartKey, &value);
   if (s.ok()) {
     Entry start;
-    if (!start.ParseFromString(value) || !has_meta || start.index() > snap_meta_.index() ||
-        start.term() > snap_meta_.term()) {
+    // Written only when entries are kept, so strictly before the snapshot.
+    if (!start.ParseFromString(value) || !has_meta || start.index() >= snap_meta_.index() ||
+        start.term() > snap_meta_.term() || (start.index() == 0 && start.term() != 0)) {
       return data_loss(absl::StrCat("key ", keys::DescribeKey(keys::kLogStartKey),
-                                    ": value is not an entry's index and term at or before the "
+                                    ": value is not an entry's index and term before the "
                                     "snapshot's (",
                                     snap_meta_.index(), ", term ", snap_meta_.term(), ")"));
     }
@@ -283,7 +284,7 @@ absl::Status LevelDbRaftLogStore::Recover(leveldb::Status* corruption) {
     batch.Put(keys::kFormatVersionKey, keys::kFormatVersion);
     return Write(&batch, /*sync=*/true);
   }
-  if (*version != keys::kFormatVersion) {
+  if (*version != keys::kFormatVersion && *version != keys::kFormatVersionWithoutLogStart) {
     return absl::FailedPreconditionError(
         absl::StrCat("raft log store ", dir_, ": unsupported format version \"", *version, "\""));
   }
@@ -576,6 +577,7 @@ absl::Status LevelDbRaftLogStore::CreateSnapshot(uint64_t index, const ConfState
     start.set_index(compact);
     start.set_term(TermAt(compact));
     batch.Put(keys::kLogStartKey, start.SerializeAsString());
+    batch.Put(keys::kFormatVersionKey, keys::kFormatVersion);
   } else {
     batch.Delete(keys::kLogStartKey);
   }

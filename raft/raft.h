@@ -45,7 +45,9 @@ struct Config {
   // The node's durable state. Not owned; must outlive the node.
   const Storage* storage = nullptr;
   // The last applied index at restart; committed entries up to it are not
-  // handed to the application again. 0 on first start.
+  // handed to the application again. 0 on first start. At least the
+  // storage's snapshot index when the storage keeps entries behind its
+  // snapshot (those would be handed out again otherwise).
   uint64_t applied = 0;
   // Byte limit of the entries in one MsgApp (at least one entry is sent).
   uint64_t max_size_per_msg = 1 << 20;

@@ -45,7 +45,9 @@ RaftLog::RaftLog(const Storage* storage, Logger* logger, uint64_t max_next_ents_
   RAFT_CHECK(last.ok()) << "storage LastIndex failed at start: " << last.status();
   unstable_.set_offset(*last + 1);
   unstable_.set_logger(logger_);
-  // Everything up to the storage's snapshot is committed and applied.
+  // Everything before the storage's first entry is committed and applied.
+  // When entries are kept behind the snapshot, Config::applied (at least
+  // the snapshot's index) moves applied past them (Raft's constructor).
   committed_ = *first - 1;
   applied_ = *first - 1;
   applying_ = *first - 1;

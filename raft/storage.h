@@ -37,8 +37,9 @@ class Storage {
                                                      uint64_t max_size) const = 0;
 
   // The term of entry i, for i in [FirstIndex() - 1, LastIndex()]. The term
-  // of FirstIndex() - 1 is kept (it is the snapshot's) even though that entry
-  // itself is gone.
+  // of FirstIndex() - 1 is kept (the snapshot's, or that of the last entry
+  // discarded when entries are kept behind the snapshot) even though that
+  // entry itself is gone.
   // Errors: ErrCompacted below that range, ErrUnavailable above it.
   virtual absl::StatusOr<uint64_t> Term(uint64_t i) const = 0;
 

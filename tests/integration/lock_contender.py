@@ -18,6 +18,10 @@ SHADOW receives what RESOURCE would without the fence. A rejected write ends
 the section: the lock was lost. So does a failed one (its outcome is
 unknown); the contender then moves to the next member.
 
+--gate FILE --gate-after K: after K sections the contender waits (within
+its time bound) until FILE exists, so that the test can keep sections for
+after a fault however fast the first ones go.
+
 --pause-first makes the contender stop itself with SIGSTOP right after the
 enter write of its first section (with a token) (a process pause at the worst moment); the
 test resumes it with SIGCONT.
@@ -124,6 +128,14 @@ class KeepAlive(threading.Thread):
                 self.call.cancel()
 
 
+def wait_for_gate(a, done_sections, deadline):
+    """Holds the next section until the test opens the gate (if any)."""
+    if not a.gate or done_sections < a.gate_after:
+        return
+    while not os.path.exists(a.gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def run_grpc(a, log):
     """Moves to the next member whenever a request fails (a member may be
     down); a section whose write failed ends there."""
@@ -133,6 +145,7 @@ def run_grpc(a, log):
     sections = 0
     pause = a.pause_first
     while sections < a.sections and time.monotonic() < deadline:
+        wait_for_gate(a, sections, deadline)
         conn = conns[cur]
         lease_id, ka = 0, None
         try:
@@ -171,7 +184,8 @@ def run_grpc(a, log):
 
 def run_etcdctl(a, log):
     deadline = time.monotonic() + a.seconds
-    for _ in range(a.sections):
+    for done in range(a.sections):
+        wait_for_gate(a, done, deadline)
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -223,6 +237,8 @@ def main():
     ap.add_argument("--sections", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--pause-first", action="store_true")
+    ap.add_argument("--gate", default="")
+    ap.add_argument("--gate-after", type=int, default=0)
     a = ap.parse_args()
     log = Log(a.log, a.id)
     {"grpc": run_grpc, "etcdctl": run_etcdctl, "section": run_section}[a.mode](a, log)

@@ -123,13 +123,17 @@ def main():
         start_rev = poll("the first revision", lambda: conn.revision()) + 1
 
         logs = {}
+        # Each contender's last two sections wait for this file, created
+        # once the leader is killed: sections go fast, and without it they
+        # could all be done before the kill.
+        gate = os.path.join(work, "after-kill")
         for i, (cid, mode) in enumerate([("c0", "grpc"), ("c1", "grpc"), ("c2", "grpc"),
                                          ("c3", "etcdctl")]):
             logs[cid] = os.path.join(work, cid + ".log")
             args = [PYTHON, os.path.join(HERE, "lock_contender.py"), mode,
                     "--endpoints", ",".join(eps), "--id", cid, "--index", str(i),
                     "--log", logs[cid], "--ttl", str(TTL), "--sections", str(sections_each),
-                    "--seconds", "60"]
+                    "--seconds", "60", "--gate", gate, "--gate-after", str(sections_each - 2)]
             if cid == "c0":
                 args.append("--pause-first")
             out = open(os.path.join(work, cid + ".out"), "w")
@@ -184,6 +188,7 @@ def main():
         kill_rev = conn.revision()
         say("killed leader %s at about revision %d; new leader %s" %
             (lead, kill_rev, new_lead))
+        open(gate, "w").close()
         c.start(lead)
         poll("the killed member back", lambda: c.leader(c.names))
         say("%s restarted" % lead)

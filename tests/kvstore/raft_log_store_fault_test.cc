@@ -86,7 +86,8 @@ class FaultTest : public ::testing::Test {
   FaultTest() : base_(leveldb::NewMemEnv(leveldb::Env::Default())), env_(base_.get()) {}
 
   std::unique_ptr<RaftLogStore> MustOpen(const std::string& dir = "/db") {
-    absl::StatusOr<std::unique_ptr<RaftLogStore>> s = OpenStore(dir, &env_);
+    absl::StatusOr<std::unique_ptr<RaftLogStore>> s =
+        OpenStore(dir, &env_, 16 << 20, catch_up_entries_);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? std::move(*s) : nullptr;
   }
@@ -105,6 +106,8 @@ class FaultTest : public ::testing::Test {
 
   std::unique_ptr<leveldb::Env> base_;
   FaultEnv env_;
+  // RaftLogStore::Options::catch_up_entries of the stores MustOpen opens.
+  uint64_t catch_up_entries_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -139,12 +142,17 @@ TEST_F(FaultTest, ControlUnsyncedSavesVanishInCrash) {
 
 // Random Saves with random sync flags, crashing at random points: the store
 // always reopens, with every synced Save and some prefix of the unsynced
-// ones after it (LevelDB replays its log in order).
+// ones after it (LevelDB replays its log in order), with or without entries
+// kept behind the snapshots.
 TEST_F(FaultTest, CrashRecoversAPrefixIncludingEverySyncedSave) {
   std::mt19937_64 rng(7);
   std::unique_ptr<RaftLogStore> s = Populated("/db", 1);
-  for (int round = 0; round < 20; ++round) {
+  for (int round = 0; round < 40; ++round) {
     SCOPED_TRACE(round);
+    if (round == 20) {
+      catch_up_entries_ = 3;
+      s = MustOpen();
+    }
     std::vector<std::string> digests = {Digest(*s)};
     size_t last_synced = 0;
     const int ops = 1 + static_cast<int>(rng() % 8);
@@ -152,7 +160,7 @@ TEST_F(FaultTest, CrashRecoversAPrefixIncludingEverySyncedSave) {
       const bool sync = rng() % 3 == 0;
       if (rng() % 5 == 0 && *s->LastIndex() > *s->FirstIndex()) {
         const uint64_t commit = s->InitialState()->hard_state.commit();
-        if (commit >= *s->FirstIndex()) {
+        if (commit > s->Snapshot()->metadata().index()) {
           ASSERT_TRUE(s->CreateSnapshot(commit, ConfState(), "snap").ok());
           digests.push_back(Digest(*s));
           last_synced = digests.size() - 1;  // snapshots are always synced
@@ -461,7 +469,7 @@ TEST_F(FaultTest, InconsistentContentIsDataLoss) {
        absl::StatusCode::kDataLoss, "format version key"},
       {"snapshot data missing", [](leveldb::WriteBatch* b) { b->Delete(keys::kSnapshotDataKey); },
        absl::StatusCode::kDataLoss, "no snapshot data key"},
-      {"newer format", [](leveldb::WriteBatch* b) { b->Put(keys::kFormatVersionKey, "2"); },
+      {"newer format", [](leveldb::WriteBatch* b) { b->Put(keys::kFormatVersionKey, "3"); },
        absl::StatusCode::kFailedPrecondition, "unsupported format version"},
       {"control: entries kept behind the snapshot",
        [&](leveldb::WriteBatch* b) {
@@ -474,7 +482,23 @@ TEST_F(FaultTest, InconsistentContentIsDataLoss) {
        absl::StatusCode::kDataLoss, "the first entry is log/4 but the log starts after 1"},
       {"a log start past the snapshot",
        [&](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, entry(5, 4)); },
-       absl::StatusCode::kDataLoss, "at or before the snapshot's (3, term 3)"},
+       absl::StatusCode::kDataLoss, "before the snapshot's (3, term 3)"},
+      {"a log start at the snapshot",
+       [&](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, entry(3, 2)); },
+       absl::StatusCode::kDataLoss, "before the snapshot's (3, term 3)"},
+      {"a log start at 0 with a term",
+       [&](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, entry(0, 1)); },
+       absl::StatusCode::kDataLoss, "before the snapshot's (3, term 3)"},
+      {"a log start without a snapshot",
+       [&](leveldb::WriteBatch* b) {
+         b->Put(keys::kLogStartKey, entry(2, 2));
+         b->Delete(keys::kSnapshotMetaKey);
+         b->Delete(keys::kSnapshotDataKey);
+       },
+       absl::StatusCode::kDataLoss, "before the snapshot's (0, term 0)"},
+      {"control: the previous format version",
+       [](leveldb::WriteBatch* b) { b->Put(keys::kFormatVersionKey, "1"); }, absl::StatusCode::kOk,
+       ""},
       {"garbage log start", [](leveldb::WriteBatch* b) { b->Put(keys::kLogStartKey, "\xff\xff"); },
        absl::StatusCode::kDataLoss, "key \"meta/logstart\": value is not an entry's index"},
       {"kept entries that disagree with the snapshot",

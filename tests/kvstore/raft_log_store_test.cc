@@ -501,8 +501,10 @@ TEST_F(RaftLogStoreTest, RandomizedAgainstMemoryStorage) {
     auto rnd = [&](uint64_t n) { return n == 0 ? 0 : rng() % n; };
     const std::string dir = "/rand" + std::to_string(seed);
     const uint64_t caches[] = {0, 200, 2000, 16 << 20};
-    // Entries kept behind the application's snapshots.
-    const uint64_t keep = std::vector<uint64_t>{0, 3, 10}[seed % 3];
+    // Entries kept behind the application's snapshots; a reopen may change
+    // it, as a restart with another flag would.
+    const uint64_t keeps[] = {0, 3, 10};
+    uint64_t keep = keeps[seed % 3];
     std::unique_ptr<RaftLogStore> store = Open(dir, caches[rnd(4)], keep);
     raft::MemoryStorage model;
     HardState hs;
@@ -574,6 +576,7 @@ TEST_F(RaftLogStoreTest, RandomizedAgainstMemoryStorage) {
         }
       } else {
         store.reset();
+        keep = keeps[rnd(3)];
         store = Open(dir, caches[rnd(4)], keep);
         ASSERT_NE(store, nullptr);
       }
