@@ -50,8 +50,10 @@ class GrpcClusterTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  absl::Status StartServer(int i) {
-    auto config = ConfigFromFlags(flags_[i]);
+  // A server started from flags, with the test state machine.
+  static absl::StatusOr<std::unique_ptr<ArbiterServer>> StartFromFlags(
+      const std::map<std::string, std::string>& flags) {
+    auto config = ConfigFromFlags(flags);
     if (!config.ok()) return config.status();
     ServerOptions o;
     o.config = *config;
@@ -59,7 +61,11 @@ class GrpcClusterTest : public ::testing::Test {
     o.make_state_machine = [](const std::string&) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
       return std::make_unique<TestStateMachine>();
     };
-    auto s = ArbiterServer::Start(std::move(o));
+    return ArbiterServer::Start(std::move(o));
+  }
+
+  absl::Status StartServer(int i) {
+    auto s = StartFromFlags(flags_[i]);
     if (!s.ok()) return s.status();
     servers_[i] = std::move(*s);
     return absl::OkStatus();
@@ -172,15 +178,7 @@ TEST_F(GrpcClusterTest, ExistingClusterStateNeedsStoredState) {
   std::map<std::string, std::string> f = flags_[0];
   f["data-dir"] = absl::StrCat(dir_, "/empty");
   f["initial-cluster-state"] = "existing";
-  auto config = ConfigFromFlags(f);
-  ASSERT_TRUE(config.ok());
-  ServerOptions o;
-  o.config = *config;
-  o.logger = raft::DiscardLogger();
-  o.make_state_machine = [](const std::string&) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
-    return std::make_unique<TestStateMachine>();
-  };
-  auto s = ArbiterServer::Start(std::move(o));
+  auto s = StartFromFlags(f);
   EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
 }
 
@@ -193,15 +191,7 @@ TEST_F(GrpcClusterTest, PortsInUseAreRefused) {
     std::map<std::string, std::string> f = LocalClusterFlags(dir_ + "/other", 1, 10, 100).flags[0];
     f["data-dir"] = absl::StrCat(dir_, "/other-", flag);
     f[flag] = flags_[0][flag];
-    auto config = ConfigFromFlags(f);
-    ASSERT_TRUE(config.ok()) << config.status();
-    ServerOptions o;
-    o.config = *config;
-    o.logger = raft::DiscardLogger();
-    o.make_state_machine = [](const std::string&) -> absl::StatusOr<std::unique_ptr<StateMachine>> {
-      return std::make_unique<TestStateMachine>();
-    };
-    auto s = ArbiterServer::Start(std::move(o));
+    auto s = StartFromFlags(f);
     ASSERT_FALSE(s.ok()) << flag << " " << f[flag] << " was taken but the member started";
     EXPECT_TRUE(absl::IsUnavailable(s.status())) << s.status();
     EXPECT_NE(s.status().message().find(f[flag]), std::string::npos) << s.status();
